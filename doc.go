@@ -1,0 +1,70 @@
+// Package revproxy is a message-switching reverse proxy: servers register
+// the policy (service name) they serve, clients send messages tagged with a
+// policy, and the proxy forwards each to a server of that policy, round
+// robin, and relays the answer.
+//
+// # Roles
+//
+// A [Proxy] listens on a well-known port. A [Server] dials the proxy,
+// registers its id, policy and listen port, and answers forwarded messages
+// with its [Handler]; the default, [SHA1Handler], answers with the SHA1 hex
+// digest of the payload, which a client checks with [VerifySHA1]. A [Client]
+// sends messages to the proxy and waits for the answers.
+//
+// Each role runs until its context is cancelled, and returns only after every
+// goroutine it started has exited:
+//
+//	p := &revproxy.Proxy{}
+//	go p.ListenAndServe(ctx, ":123")
+//
+//	s := &revproxy.Server{ID: "100", Policy: "PP_1", ProxyAddr: "localhost:123"}
+//	go s.ListenAndServe(ctx, ":124")
+//
+//	c := &revproxy.Client{ID: "50", ProxyAddr: "localhost:123"}
+//	defer c.Close()
+//	reply, err := c.Send(ctx, "PP_1", "hello")
+//	if err == nil {
+//		err = revproxy.VerifySHA1("hello", reply)
+//	}
+//
+// # Protocol
+//
+// Peers exchange JSON objects over TCP with no framing; revproxy writes each
+// as one line of compact JSON and reads any sequence of objects, with or
+// without white space between them. There are four message types ([Type]):
+//
+//	data  (0) client → proxy → server  {"type":0,"srcid":50,"privPoliId":"PP_1","payloadsize":5,"payload":"hello"}
+//	setup (1) server → proxy           {"type":1,"id":100,"privPolyId":"PP_1","privPoliId":"PP_1","listenport":124,"hold":true}
+//	reply (2) server → proxy → client  {"type":2,"srcid":100,"destid":50,"payloadsize":40,"payload":"aaf4c6…"}
+//	error (3) proxy or server → client {"type":3,"srcid":"proxy","destid":50,"payloadsize":25,"payload":"no server for policy PP_9","code":"no_server"}
+//
+// The proxy opens a connection to a server's listen port for each message,
+// on the host the registration came from, and reads one answer. A client
+// may send many messages on its connection and gets the answers in order.
+// When no server serves a policy, or none of its servers can be reached, the
+// client gets an error message at once; a [Client] returns it as a
+// [*RemoteError] that matches [ErrNoServer] or [ErrUnavailable].
+//
+// # Compatibility
+//
+// revproxy talks to peers written from the homework and its tutorial:
+//
+//   - Types, ids, sizes and ports are read as JSON numbers or numeric
+//     strings; ids and payloads may be any scalar. Unknown keys are ignored.
+//   - The policy is read from "privPoliId" or "privPolyId", whichever is
+//     present. Setup messages carry both keys.
+//   - Numbers are written as numbers, or as strings with the StringFields
+//     option of [Server] and [Client]. A Proxy answers each peer the way that
+//     peer writes.
+//   - A server may register over a short-lived connection; closing it does not
+//     deregister the server. A server that sets "hold" (a Server does) keeps
+//     the connection open, and its closing deregisters the server.
+//   - Registering an id again replaces the earlier entry, keeping its place
+//     in the rotation when the policy is the same.
+//   - "hold" and "code" are revproxy's extensions; other peers ignore them.
+//
+// # Errors
+//
+// Errors can be tested with [errors.Is] against the package's sentinel
+// errors; an error message from the far side is a [*RemoteError].
+package revproxy

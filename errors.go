@@ -1,0 +1,81 @@
+package revproxy
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors a caller can test with [errors.Is]. Those a proxy or server sends
+// back arrive as a [*RemoteError] that matches the sentinel for its code.
+var (
+	// ErrNoServer: no server serves the message's policy.
+	ErrNoServer = errors.New("revproxy: no server for policy")
+	// ErrUnavailable: the servers of the policy could not be reached, or the
+	// chosen one did not answer.
+	ErrUnavailable = errors.New("revproxy: server unavailable")
+	// ErrBadMessage: a message could not be decoded or was not expected.
+	ErrBadMessage = errors.New("revproxy: bad message")
+	// ErrHandler: the server's handler returned an error or panicked.
+	ErrHandler = errors.New("revproxy: handler failed")
+	// ErrDigestMismatch: a reply's SHA1 digest does not match the payload.
+	ErrDigestMismatch = errors.New("revproxy: digest mismatch")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("revproxy: client closed")
+	// ErrConnLost: the connection closed before the reply arrived. The
+	// message may or may not have been handled.
+	ErrConnLost = errors.New("revproxy: connection lost")
+	// ErrConfig: a required field of a Proxy, Server or Client is missing or
+	// invalid.
+	ErrConfig = errors.New("revproxy: invalid configuration")
+)
+
+// The codes carried in the "code" field of error messages.
+const (
+	codeNoServer    = "no_server"
+	codeUnavailable = "unavailable"
+	codeBadMessage  = "bad_message"
+	codeHandler     = "handler"
+)
+
+var codeErrors = map[string]error{
+	codeNoServer:    ErrNoServer,
+	codeUnavailable: ErrUnavailable,
+	codeBadMessage:  ErrBadMessage,
+	codeHandler:     ErrHandler,
+}
+
+// RemoteError is an error message (type 3) that a proxy or server sent in
+// place of a reply. It matches, under [errors.Is], the sentinel error for its
+// Code: ErrNoServer for "no_server", and so on.
+type RemoteError struct {
+	From string // the sender's id: a server id, or "proxy"
+	Code string // a machine-readable reason; may be empty for other peers
+	Text string // the human-readable payload
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("revproxy: error from %s: %s", e.From, e.Text)
+}
+
+// Is reports whether target is the sentinel error for e's code.
+func (e *RemoteError) Is(target error) bool {
+	sentinel, ok := codeErrors[e.Code]
+	return ok && sentinel == target
+}
+
+// remoteError turns an error message into a RemoteError.
+func remoteError(m *Message) *RemoteError {
+	return &RemoteError{From: m.SrcID, Code: m.Code, Text: m.Payload}
+}
+
+// errorMessage builds the error message that answers a data message.
+func errorMessage(from string, to *Message, code, text string) *Message {
+	return &Message{
+		Type:        TypeError,
+		SrcID:       from,
+		DestID:      to.SrcID,
+		PayloadSize: PayloadLen(text),
+		Payload:     text,
+		Code:        code,
+	}
+}

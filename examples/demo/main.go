@@ -1,0 +1,133 @@
+// Command demo runs the whole system in one process on loopback: a proxy,
+// two SHA1 servers for PP_1, one for PP_2 and one with its own handler, and a
+// client that shows round robin, verified SHA1 replies and the error for a
+// policy nobody serves.
+//
+//	go run ./examples/demo
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seed-c202d8a5/revproxy"
+	"github.com/seed-c202d8a5/revproxy/examples/internal/cli"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	proxy := &revproxy.Proxy{Logger: cli.Logger(os.Stdout, "[proxy]      ")}
+	g.Go(func() error { return proxy.Serve(gctx, ln) })
+	addr := ln.Addr().String()
+
+	upper := revproxy.HandlerFunc(func(_ context.Context, m *revproxy.Message) (string, error) {
+		return strings.ToUpper(m.Payload), nil
+	})
+	servers := []*revproxy.Server{
+		{ID: "100", Policy: "PP_1"},
+		{ID: "101", Policy: "PP_1"},
+		{ID: "200", Policy: "PP_2"},
+		{ID: "300", Policy: "UPPER", Handler: upper},
+	}
+	for _, s := range servers {
+		s.ProxyAddr = addr
+		s.Logger = cli.Logger(os.Stdout, fmt.Sprintf("[server %s] ", s.ID))
+		g.Go(func() error { return s.ListenAndServe(gctx, "127.0.0.1:0") })
+		if err := waitRegistered(gctx, proxy, s); err != nil {
+			return err
+		}
+	}
+
+	client := &revproxy.Client{ID: "50", ProxyAddr: addr}
+	say := cli.Logger(os.Stdout, "[client 50]  ")
+	var failed []string
+	var rotation []string
+	send := func(policy, payload string) *revproxy.Message {
+		say.Info("Sending message", "policy", policy, "payload", payload)
+		reply, err := client.Send(gctx, policy, payload)
+		if err != nil {
+			say.Info("Received an error", "err", err)
+			return nil
+		}
+		if policy == "UPPER" {
+			say.Info("Receiving a response", "server", reply.SrcID, "payload", reply.Payload)
+			return reply
+		}
+		ok := revproxy.VerifySHA1(payload, reply) == nil
+		say.Info("Receiving a response", "server", reply.SrcID, "payload", reply.Payload, "sha1_ok", ok)
+		if !ok {
+			failed = append(failed, payload)
+		}
+		return reply
+	}
+	for i := 1; i <= 5; i++ {
+		if reply := send("PP_1", fmt.Sprintf("message %d for PP_1", i)); reply != nil {
+			rotation = append(rotation, reply.SrcID)
+		}
+	}
+	send("PP_2", "héllo wörld")
+	send("UPPER", "any handler can serve a policy")
+	_, err = client.Send(gctx, "PP_9", "nobody serves this")
+	noServer := errors.Is(err, revproxy.ErrNoServer)
+	say.Info("Sending to PP_9", "err", err, "is_ErrNoServer", noServer)
+	client.Close()
+
+	fmt.Println()
+	fmt.Println("Round robin for PP_1:", strings.Join(rotation, " → "))
+	cancel()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	switch {
+	case len(rotation) != 5 || strings.Join(rotation, " ") != "100 101 100 101 100":
+		return fmt.Errorf("PP_1 was served by %v, want 100 101 100 101 100", rotation)
+	case len(failed) > 0:
+		return fmt.Errorf("SHA1 did not match for %q", failed)
+	case !noServer:
+		return fmt.Errorf("PP_9 gave %v, want ErrNoServer", err)
+	}
+	fmt.Println("Every SHA1 reply verified; the unknown policy got an immediate error. All roles stopped.")
+	return nil
+}
+
+// waitRegistered waits until the proxy lists s, so the rotation order is the
+// order of the servers above.
+func waitRegistered(ctx context.Context, p *revproxy.Proxy, s *revproxy.Server) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, info := range p.Servers(s.Policy) {
+			if info.ID == s.ID {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server %s did not register", s.ID)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}

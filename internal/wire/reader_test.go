@@ -1,0 +1,117 @@
+package wire
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func readAll(t *testing.T, r io.Reader, max int) ([]string, error) {
+	t.Helper()
+	wr := NewReader(r, max)
+	var got []string
+	for {
+		obj, err := wr.Next()
+		if err != nil {
+			if err == io.EOF {
+				return got, nil
+			}
+			return got, err
+		}
+		got = append(got, string(obj))
+	}
+}
+
+func TestReaderSplitsObjects(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"one, no newline", `{"type":0}`, []string{`{"type":0}`}},
+		{"one, newline", "{\"type\":0}\n", []string{`{"type":0}`}},
+		{"two in one read", `{"a":1}{"b":2}`, []string{`{"a":1}`, `{"b":2}`}},
+		{"white space between", " \r\n{\"a\":1}\t \n {\"b\":2}\n\n", []string{`{"a":1}`, `{"b":2}`}},
+		{"braces in strings", `{"p":"}{\"}"}{"q":"\\"}`, []string{`{"p":"}{\"}"}`, `{"q":"\\"}`}},
+		{"nested", `{"a":{"b":[1,{"c":2}]}}{}`, []string{`{"a":{"b":[1,{"c":2}]}}`, `{}`}},
+		{"empty stream", "", nil},
+		{"only white space", " \n ", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, split := range []struct {
+				name string
+				r    func(string) io.Reader
+			}{
+				{"whole", func(s string) io.Reader { return strings.NewReader(s) }},
+				{"byte by byte", func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) }},
+				{"half", func(s string) io.Reader { return iotest.HalfReader(strings.NewReader(s)) }},
+			} {
+				got, err := readAll(t, split.r(tt.in), 1<<10)
+				if err != nil {
+					t.Fatalf("%s: %v", split.name, err)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("%s: objects (-want +got):\n%s", split.name, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestReaderErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		want error
+	}{
+		{"cut inside object", `{"a":"b`, 100, io.ErrUnexpectedEOF},
+		{"too large", `{"a":"` + strings.Repeat("x", 100) + `"}`, 64, ErrTooLarge},
+		{"exactly the limit", `{"a":"` + strings.Repeat("x", 56) + `"}`, 64, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := readAll(t, iotest.HalfReader(strings.NewReader(tt.in)), tt.max)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReaderRefusesNonObject(t *testing.T) {
+	for _, in := range []string{`[1]`, `"x"`, `12`, `x{}`} {
+		_, err := readAll(t, strings.NewReader(in), 100)
+		var se *SyntaxError
+		if !errors.As(err, &se) || se.Byte != in[0] {
+			t.Errorf("%q: err = %v, want SyntaxError for %q", in, err, in[0])
+		}
+	}
+}
+
+// TestReaderDoesNotBufferPastLimit checks that an endless object is refused
+// after about the limit, not read to the end.
+func TestReaderDoesNotBufferPastLimit(t *testing.T) {
+	endless := io.MultiReader(strings.NewReader(`{"a":"`), infinite{})
+	r := NewReader(endless, 1<<16)
+	if _, err := r.Next(); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	if cap(r.buf) > 2<<16 {
+		t.Errorf("buffered %d bytes for a limit of %d", cap(r.buf), 1<<16)
+	}
+}
+
+type infinite struct{}
+
+func (infinite) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}

@@ -1,0 +1,265 @@
+package revproxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/seed-c202d8a5/revproxy/internal/wire"
+)
+
+// Type says what a [Message] is. The numbers are the homework's.
+type Type int
+
+// The message types. Data, Setup and Reply are the homework's; Error is
+// revproxy's, sent where the homework would leave a client waiting.
+const (
+	TypeData  Type = 0 // client → proxy → server: a payload for a policy
+	TypeSetup Type = 1 // server → proxy: register id, policy and listen port
+	TypeReply Type = 2 // server → proxy → client: the handler's answer
+	TypeError Type = 3 // proxy or server → client: why there is no reply
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeData:
+		return "data"
+	case TypeSetup:
+		return "setup"
+	case TypeReply:
+		return "reply"
+	case TypeError:
+		return "error"
+	}
+	return "type " + strconv.Itoa(int(t))
+}
+
+// Message is one protocol message. Which fields are used depends on Type;
+// the JSON keys are given beside each field. Decoding is lenient (see
+// [Message.UnmarshalJSON]); encoding writes the homework's keys.
+type Message struct {
+	Type Type // "type"
+
+	// ID is the server's id in a setup message ("id").
+	ID string
+	// Policy is the privacy policy, the service name that routes a message:
+	// "privPoliId" in data messages and "privPolyId" in setup messages, as
+	// the homework spells them. Either spelling is read in either message.
+	Policy string
+	// ListenPort is the port the server listens on, in a setup message
+	// ("listenport").
+	ListenPort int
+	// Hold, in a setup message, says that the server keeps this connection
+	// open while it serves, so that its closing means the server is gone
+	// ("hold", a revproxy extension that other proxies ignore).
+	Hold bool
+
+	SrcID  string // "srcid": the sender's id (client in data, server in replies)
+	DestID string // "destid": the client a reply or error is for
+
+	// PayloadSize is the payload's length in characters (Unicode code
+	// points, as Python's len counts them) ("payloadsize"). It is carried,
+	// not checked.
+	PayloadSize int
+	Payload     string // "payload"
+
+	// Code is a machine-readable reason in an error message ("code", a
+	// revproxy extension); see [RemoteError].
+	Code string
+}
+
+// PayloadLen returns the PayloadSize the homework's peers compute for s:
+// its length in Unicode code points.
+func PayloadLen(s string) int { return utf8.RuneCountInString(s) }
+
+// MarshalJSON encodes m as compact JSON, writing numbers as JSON numbers.
+func (m Message) MarshalJSON() ([]byte, error) {
+	return appendMessage(nil, &m, false), nil
+}
+
+// UnmarshalJSON decodes one message leniently: "type", ids, sizes and ports
+// may be JSON numbers or numeric strings; ids and the payload may be any
+// scalar; the policy may be spelled "privPoliId" or "privPolyId"; unknown
+// keys are ignored. Only a missing or non-numeric type, or a number field that
+// is not an integer, is an error.
+func (m *Message) UnmarshalJSON(data []byte) error {
+	_, err := decodeMessage(data, m)
+	return err
+}
+
+// decodeMessage decodes data into m and reports whether the sender wrote the
+// type as a string, so that a reply can be written the way the peer writes.
+func decodeMessage(data []byte, m *Message) (quoted bool, err error) {
+	*m = Message{}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return false, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	raw, ok := fields["type"]
+	if !ok {
+		return false, fmt.Errorf("%w: no \"type\"", ErrBadMessage)
+	}
+	t, quoted, err := decodeInt("type", raw)
+	if err != nil {
+		return false, err
+	}
+	m.Type = Type(t)
+
+	first, second := "privPoliId", "privPolyId"
+	if m.Type == TypeSetup {
+		first, second = second, first
+	}
+	if raw, ok := fields[first]; ok {
+		m.Policy = decodeText(raw)
+	} else if raw, ok := fields[second]; ok {
+		m.Policy = decodeText(raw)
+	}
+	m.ID = decodeText(fields["id"])
+	m.SrcID = decodeText(fields["srcid"])
+	m.DestID = decodeText(fields["destid"])
+	m.Payload = decodeText(fields["payload"])
+	m.Code = decodeText(fields["code"])
+	m.Hold = decodeBool(fields["hold"])
+	if m.ListenPort, _, err = decodeInt("listenport", fields["listenport"]); err != nil {
+		return false, err
+	}
+	if m.PayloadSize, _, err = decodeInt("payloadsize", fields["payloadsize"]); err != nil {
+		return false, err
+	}
+	return quoted, nil
+}
+
+// decodeInt reads an integer written as a JSON number or a numeric string.
+// An absent or null field is zero.
+func decodeInt(key string, raw json.RawMessage) (n int, quoted bool, err error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, false, nil
+	}
+	text := string(raw)
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return 0, false, fmt.Errorf("%w: %q: %v", ErrBadMessage, key, err)
+		}
+		quoted = true
+	}
+	n, err = strconv.Atoi(text)
+	if err != nil {
+		return 0, false, fmt.Errorf("%w: %q is %s, not an integer", ErrBadMessage, key, raw)
+	}
+	return n, quoted, nil
+}
+
+// decodeText reads a text field: a string's value, or any other value's
+// JSON text as sent (peers put numbers, and sometimes other values, in ids).
+// An absent or null field is empty.
+func decodeText(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	}
+	return string(bytes.TrimSpace(raw))
+}
+
+// decodeBool reads an extension flag: true, a non-zero number or "true".
+func decodeBool(raw json.RawMessage) bool {
+	switch string(raw) {
+	case "", "null", "false", "0", `"false"`, `"0"`, `""`:
+		return false
+	}
+	return true
+}
+
+// appendMessage appends m as compact JSON. With quoted set, the type, ids,
+// sizes and ports are written as strings, for peers that compare them as
+// strings; otherwise numeric ids are written as numbers, as in the homework.
+func appendMessage(dst []byte, m *Message, quoted bool) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = appendInt(dst, int(m.Type), quoted)
+	switch m.Type {
+	case TypeSetup:
+		dst = appendKey(dst, "id")
+		dst = appendID(dst, m.ID, quoted)
+		dst = appendKey(dst, "privPolyId")
+		dst = wire.AppendString(dst, m.Policy)
+		dst = appendKey(dst, "privPoliId")
+		dst = wire.AppendString(dst, m.Policy)
+		dst = appendKey(dst, "listenport")
+		dst = appendInt(dst, m.ListenPort, quoted)
+		if m.Hold {
+			dst = append(dst, `,"hold":true`...)
+		}
+	case TypeData:
+		dst = appendKey(dst, "srcid")
+		dst = appendID(dst, m.SrcID, quoted)
+		dst = appendKey(dst, "privPoliId")
+		dst = wire.AppendString(dst, m.Policy)
+		dst = appendPayload(dst, m, quoted)
+	default:
+		dst = appendKey(dst, "srcid")
+		dst = appendID(dst, m.SrcID, quoted)
+		dst = appendKey(dst, "destid")
+		dst = appendID(dst, m.DestID, quoted)
+		dst = appendPayload(dst, m, quoted)
+		if m.Code != "" {
+			dst = appendKey(dst, "code")
+			dst = wire.AppendString(dst, m.Code)
+		}
+	}
+	return append(dst, '}')
+}
+
+func appendPayload(dst []byte, m *Message, quoted bool) []byte {
+	dst = appendKey(dst, "payloadsize")
+	dst = appendInt(dst, m.PayloadSize, quoted)
+	dst = appendKey(dst, "payload")
+	return wire.AppendString(dst, m.Payload)
+}
+
+func appendKey(dst []byte, key string) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
+}
+
+func appendInt(dst []byte, n int, quoted bool) []byte {
+	if quoted {
+		dst = append(dst, '"')
+		dst = strconv.AppendInt(dst, int64(n), 10)
+		return append(dst, '"')
+	}
+	return strconv.AppendInt(dst, int64(n), 10)
+}
+
+// appendID writes an id as a JSON number when it is a plain integer that any
+// peer reads back exactly, and as a string otherwise.
+func appendID(dst []byte, id string, quoted bool) []byte {
+	if !quoted && isPlainInt(id) {
+		return append(dst, id...)
+	}
+	return wire.AppendString(dst, id)
+}
+
+// isPlainInt reports whether s is an integer in canonical form with at most
+// 15 digits, so that it survives a round trip through a float64.
+func isPlainInt(s string) bool {
+	digits := s
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 15 || (digits[0] == '0' && len(digits) > 1) {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return false
+		}
+	}
+	return s != "-0"
+}

@@ -1,0 +1,127 @@
+package revproxy
+
+import "sync"
+
+// route is one registered server: where to reach it and how it writes.
+type route struct {
+	id     string
+	policy string
+	addr   string // host:port to dial for each message
+	quoted bool   // the server writes numbers as strings
+}
+
+// ServerInfo describes a registered server.
+type ServerInfo struct {
+	ID     string // the id it registered with
+	Policy string // the policy it serves
+	Addr   string // the address the proxy dials: registering host, listen port
+}
+
+// table is the message switching table: for each policy, its servers in the
+// order they registered, and a round-robin cursor. Server ids are unique
+// across the table: registering an id again replaces its entry.
+type table struct {
+	mu       sync.Mutex
+	policies map[string]*ring
+	ids      map[string]*route
+}
+
+// ring is the servers of one policy and the index of the next to pick.
+type ring struct {
+	routes []*route
+	next   int
+}
+
+// add registers r. An entry with the same id is replaced in place when the
+// policy is the same, so the rotation keeps its order; otherwise the old
+// entry leaves its policy and r joins the end of its own.
+func (t *table) add(r *route) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.policies == nil {
+		t.policies = make(map[string]*ring)
+		t.ids = make(map[string]*route)
+	}
+	if old, ok := t.ids[r.id]; ok {
+		if old.policy == r.policy {
+			rg := t.policies[r.policy]
+			rg.routes[rg.index(old)] = r
+			t.ids[r.id] = r
+			return
+		}
+		t.removeLocked(old)
+	}
+	rg := t.policies[r.policy]
+	if rg == nil {
+		rg = &ring{}
+		t.policies[r.policy] = rg
+	}
+	rg.routes = append(rg.routes, r)
+	t.ids[r.id] = r
+}
+
+// remove deletes r if it is still the entry for its id, and reports whether
+// it was.
+func (t *table) remove(r *route) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ids[r.id] != r {
+		return false
+	}
+	t.removeLocked(r)
+	return true
+}
+
+func (t *table) removeLocked(r *route) {
+	delete(t.ids, r.id)
+	rg := t.policies[r.policy]
+	i := rg.index(r)
+	rg.routes = append(rg.routes[:i], rg.routes[i+1:]...)
+	if i < rg.next {
+		rg.next--
+	}
+	if len(rg.routes) == 0 {
+		delete(t.policies, r.policy)
+	} else if rg.next >= len(rg.routes) {
+		rg.next = 0
+	}
+}
+
+// next returns the policy's next server in rotation, and how many servers
+// the policy has; nil and 0 when none serves it.
+func (t *table) next(policy string) (*route, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rg := t.policies[policy]
+	if rg == nil {
+		return nil, 0
+	}
+	r := rg.routes[rg.next]
+	rg.next = (rg.next + 1) % len(rg.routes)
+	return r, len(rg.routes)
+}
+
+// servers lists the policy's servers in rotation order from the first
+// registered.
+func (t *table) servers(policy string) []ServerInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rg := t.policies[policy]
+	if rg == nil {
+		return nil
+	}
+	infos := make([]ServerInfo, len(rg.routes))
+	for i, r := range rg.routes {
+		infos[i] = ServerInfo{ID: r.id, Policy: r.policy, Addr: r.addr}
+	}
+	return infos
+}
+
+func (rg *ring) index(r *route) int {
+	for i, x := range rg.routes {
+		if x == r {
+			return i
+		}
+	}
+	panic("revproxy: route missing from its ring")
+}

@@ -1,0 +1,87 @@
+package revproxy
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func picks(t *testing.T, tb *table, policy string, n int) []string {
+	t.Helper()
+	var ids []string
+	for range n {
+		r, _ := tb.next(policy)
+		if r == nil {
+			ids = append(ids, "<none>")
+			continue
+		}
+		ids = append(ids, r.id)
+	}
+	return ids
+}
+
+// TestRoundRobinHomeworkExample is the homework's example: five messages for
+// PP_1 and servers 1 and 2 go to 1, 2, 1, 2, 1.
+func TestRoundRobinHomeworkExample(t *testing.T) {
+	var tb table
+	tb.add(&route{id: "1", policy: "PP_1"})
+	tb.add(&route{id: "2", policy: "PP_1"})
+	tb.add(&route{id: "3", policy: "PP_2"})
+	want := []string{"1", "2", "1", "2", "1"}
+	if diff := cmp.Diff(want, picks(t, &tb, "PP_1", 5)); diff != "" {
+		t.Errorf("PP_1 picks (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"3", "3"}, picks(t, &tb, "PP_2", 2)); diff != "" {
+		t.Errorf("PP_2 picks (-want +got):\n%s", diff)
+	}
+	if r, n := tb.next("PP_9"); r != nil || n != 0 {
+		t.Errorf("PP_9: got %v, %d; want nothing", r, n)
+	}
+}
+
+func TestRoundRobinReplaceKeepsPlace(t *testing.T) {
+	var tb table
+	tb.add(&route{id: "1", policy: "P", addr: "old"})
+	tb.add(&route{id: "2", policy: "P"})
+	tb.add(&route{id: "1", policy: "P", addr: "new"})
+	want := []ServerInfo{{ID: "1", Policy: "P", Addr: "new"}, {ID: "2", Policy: "P"}}
+	if diff := cmp.Diff(want, tb.servers("P")); diff != "" {
+		t.Errorf("servers (-want +got):\n%s", diff)
+	}
+}
+
+func TestRoundRobinMoveToOtherPolicy(t *testing.T) {
+	var tb table
+	tb.add(&route{id: "1", policy: "A"})
+	tb.add(&route{id: "1", policy: "B"})
+	if got := tb.servers("A"); got != nil {
+		t.Errorf("A still has %v", got)
+	}
+	if diff := cmp.Diff([]string{"1"}, picks(t, &tb, "B", 1)); diff != "" {
+		t.Errorf("B picks (-want +got):\n%s", diff)
+	}
+}
+
+func TestRoundRobinRemove(t *testing.T) {
+	var tb table
+	r1, r2, r3 := &route{id: "1", policy: "P"}, &route{id: "2", policy: "P"}, &route{id: "3", policy: "P"}
+	tb.add(r1)
+	tb.add(r2)
+	tb.add(r3)
+	picks(t, &tb, "P", 2) // 1, 2: 3 is next
+	if !tb.remove(r1) {
+		t.Fatal("remove(r1) = false")
+	}
+	if diff := cmp.Diff([]string{"3", "2", "3"}, picks(t, &tb, "P", 3)); diff != "" {
+		t.Errorf("after removing 1 (-want +got):\n%s", diff)
+	}
+	stale := &route{id: "2", policy: "P"}
+	if tb.remove(stale) {
+		t.Error("removed a route that is not the entry for its id")
+	}
+	tb.remove(r2)
+	tb.remove(r3)
+	if r, _ := tb.next("P"); r != nil {
+		t.Errorf("empty policy picked %v", r.id)
+	}
+}
