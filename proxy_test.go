@@ -290,6 +290,7 @@ func TestBadInput(t *testing.T) {
 		`{"type":"zero"}`,
 		`{"type":0,"payload":"x"`, // cut short, then more garbage
 		`not json at all`,
+		`{"type":0,"srcid":50,"payload":"no policy"}`,
 		`{"type":1,"id":"5","privPolyId":"PP_1","listenport":0}`,
 		`{"type":1,"id":"5","listenport":80}`,
 	} {
@@ -400,6 +401,45 @@ func TestShutdownWhileBusy(t *testing.T) {
 	}
 	if err := <-sent; err == nil {
 		t.Error("Send succeeded though the proxy stopped")
+	}
+}
+
+// TestClientReconnects: after its proxy restarts on the same address, a
+// Client connects again on its next Send.
+func TestClientReconnects(t *testing.T) {
+	ln := listen(t)
+	addr := ln.Addr().String()
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&Proxy{}).Serve(ctx1, ln) }()
+
+	c := newClient(t, addr, "50")
+	if _, err := c.Send(testContext(t), "PP_1", "x"); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("first proxy: %v, want ErrNoServer", err)
+	}
+	cancel1()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the client to see its connection close", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !c.cur.alive()
+	})
+
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := &Proxy{}
+	runRole(t, func(ctx context.Context) error { return p2.Serve(ctx, ln2) })
+	startServer(t, p2, &Server{ID: "1", Policy: "PP_1", ProxyAddr: addr})
+	reply, err := c.Send(testContext(t), "PP_1", "x")
+	if err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	if err := VerifySHA1("x", reply); err != nil {
+		t.Error(err)
 	}
 }
 

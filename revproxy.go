@@ -110,6 +110,11 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 				held = r
 			}
 		case TypeData:
+			if m.Policy == "" {
+				log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", "data message without a policy")
+				l.write(errorMessage(proxyID, &m, codeBadMessage, "data message without a policy"))
+				return
+			}
 			if err := l.write(p.forward(ctx, &m, log)); err != nil {
 				log.Warn("Could not answer client", "client", m.SrcID, "err", err)
 				return

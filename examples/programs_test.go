@@ -3,21 +3,17 @@
 package examples
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/seed-c202d8a5/revproxy/internal/testproc"
 )
 
 // build compiles the example programs once into a temporary directory.
@@ -60,10 +56,10 @@ func TestUsageErrors(t *testing.T) {
 func TestProgramsEndToEnd(t *testing.T) {
 	bin := build(t)
 	port := freePort(t)
-	proxy := start(t, bin, "revproc", "-port", port)
-	proxy.waitFor(t, "Running the reverse proxy")
-	server := start(t, bin, "server", "-id", "100", "-pp", "PP_1", "-listen", "0", "-revproc", port)
-	proxy.waitFor(t, "Receiving setup message server=100 policy=PP_1")
+	proxy := testproc.Start(t, filepath.Join(bin, "revproc"), "-port", port)
+	proxy.WaitFor(t, "Running the reverse proxy")
+	server := testproc.Start(t, filepath.Join(bin, "server"), "-id", "100", "-pp", "PP_1", "-listen", "0", "-revproc", port)
+	proxy.WaitFor(t, "Receiving setup message server=100 policy=PP_1")
 
 	dir := t.TempDir()
 	pkt := filepath.Join(dir, "mypkt.json")
@@ -81,7 +77,7 @@ func TestProgramsEndToEnd(t *testing.T) {
 			t.Errorf("client output lacks %q:\n%s", want, out)
 		}
 	}
-	server.waitFor(t, "Received a message client=50 payload=hello")
+	server.WaitFor(t, "Received a message client=50 payload=hello")
 
 	os.WriteFile(pkt, []byte(`{"type": 0, "srcid": 50, "privPoliId": "PP_9", "payload": "nobody"}`), 0o644)
 	out, err = exec.Command(filepath.Join(bin, "client"), "-id", "50", "-revproc", "localhost:"+port, "-pkt", pkt).CombinedOutput()
@@ -90,9 +86,9 @@ func TestProgramsEndToEnd(t *testing.T) {
 		t.Errorf("client for PP_9: err = %v, want exit 1 with the proxy's error:\n%s", err, out)
 	}
 
-	server.stop(t)
-	proxy.waitFor(t, "Server left id=100")
-	proxy.stop(t)
+	server.Stop(t)
+	proxy.WaitFor(t, "Server left id=100")
+	proxy.Stop(t)
 }
 
 func TestDemo(t *testing.T) {
@@ -103,69 +99,6 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "Round robin for PP_1: 100 → 101 → 100 → 101 → 100") {
 		t.Errorf("demo output lacks the rotation:\n%s", out)
-	}
-}
-
-type process struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
-	done chan struct{}
-}
-
-func start(t *testing.T, bin, name string, args ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(filepath.Join(bin, name), args...), done: make(chan struct{})}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stderr = p.cmd.Stdout
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.mu.Lock()
-			fmt.Fprintln(&p.out, sc.Text())
-			p.mu.Unlock()
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		p.cmd.Wait()
-	})
-	return p
-}
-
-func (p *process) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func (p *process) waitFor(t *testing.T, s string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.output(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never printed %q; it printed:\n%s", p.cmd.Path, s, p.output())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// stop sends SIGTERM and expects a clean exit.
-func (p *process) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	<-p.done
-	if err := p.cmd.Wait(); err != nil {
-		t.Errorf("%s exited with %v after SIGTERM; output:\n%s", p.cmd.Path, err, p.output())
 	}
 }
 
