@@ -26,6 +26,11 @@ type Server struct {
 	// strings, for proxies written from the tutorial that compare them as
 	// strings. Replies are always written the way the proxy writes.
 	StringFields bool
+	// Legacy registers the way the homework's servers do: the proxy
+	// connects to the listener for each message instead of multiplexing
+	// messages over the registration connection. For comparison and for
+	// proxies that misread the extension.
+	Legacy bool
 	// Logger receives the registration at Info and every message at Debug.
 	// Nil means silent.
 	Logger *slog.Logger
