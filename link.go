@@ -39,11 +39,7 @@ func newMirrorLink(c net.Conn, quoted bool) *link {
 func (l *link) read(m *Message) error {
 	data, err := l.r.Next()
 	if err != nil {
-		var se *wire.SyntaxError
-		if errors.Is(err, wire.ErrTooLarge) || errors.As(err, &se) {
-			return fmt.Errorf("%w: %w", ErrBadMessage, err)
-		}
-		return err
+		return wrapWireError(err)
 	}
 	quoted, err := decodeMessage(data, m)
 	if err != nil {

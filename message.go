@@ -1,8 +1,6 @@
 package revproxy
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -55,6 +53,10 @@ type Message struct {
 	// open while it serves, so that its closing means the server is gone
 	// ("hold", a revproxy extension that other proxies ignore).
 	Hold bool
+	// Mux, in a setup message, asks the proxy to send the server its
+	// messages over this connection, tagged with Seq, instead of connecting
+	// to its listen port for each ("mux", a revproxy extension).
+	Mux bool
 
 	SrcID  string // "srcid": the sender's id (client in data, server in replies)
 	DestID string // "destid": the client a reply or error is for
@@ -68,6 +70,9 @@ type Message struct {
 	// Code is a machine-readable reason in an error message ("code", a
 	// revproxy extension); see [RemoteError].
 	Code string
+	// Seq, when not zero, tags a data message so that its answer, tagged
+	// the same, may come back out of order ("seq", a revproxy extension).
+	Seq uint64
 }
 
 // PayloadLen returns the PayloadSize the homework's peers compute for s:
@@ -92,13 +97,19 @@ func (m *Message) UnmarshalJSON(data []byte) error {
 // decodeMessage decodes data into m and reports whether the sender wrote the
 // type as a string, so that a reply can be written the way the peer writes.
 func decodeMessage(data []byte, m *Message) (quoted bool, err error) {
-	*m = Message{}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
+	var f wire.Fields
+	if err := wire.Scan(data, &f); err != nil {
+		*m = Message{}
 		return false, fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
-	raw, ok := fields["type"]
-	if !ok {
+	return m.fromFields(&f)
+}
+
+// fromFields decodes the raw values of a scanned message into m.
+func (m *Message) fromFields(f *wire.Fields) (quoted bool, err error) {
+	*m = Message{}
+	raw := f[wire.KeyType]
+	if raw == nil {
 		return false, fmt.Errorf("%w: no \"type\"", ErrBadMessage)
 	}
 	t, quoted, err := decodeInt("type", raw)
@@ -106,69 +117,86 @@ func decodeMessage(data []byte, m *Message) (quoted bool, err error) {
 		return false, err
 	}
 	m.Type = Type(t)
-
-	first, second := "privPoliId", "privPolyId"
-	if m.Type == TypeSetup {
-		first, second = second, first
-	}
-	if raw, ok := fields[first]; ok {
-		m.Policy = decodeText(raw)
-	} else if raw, ok := fields[second]; ok {
-		m.Policy = decodeText(raw)
-	}
-	m.ID = decodeText(fields["id"])
-	m.SrcID = decodeText(fields["srcid"])
-	m.DestID = decodeText(fields["destid"])
-	m.Payload = decodeText(fields["payload"])
-	m.Code = decodeText(fields["code"])
-	m.Hold = decodeBool(fields["hold"])
-	if m.ListenPort, _, err = decodeInt("listenport", fields["listenport"]); err != nil {
+	m.Policy = decodeText(policyField(f, m.Type))
+	m.ID = decodeText(f[wire.KeyID])
+	m.SrcID = decodeText(f[wire.KeySrcID])
+	m.DestID = decodeText(f[wire.KeyDestID])
+	m.Payload = decodeText(f[wire.KeyPayload])
+	m.Code = decodeText(f[wire.KeyCode])
+	m.Hold = decodeBool(f[wire.KeyHold])
+	m.Mux = decodeBool(f[wire.KeyMux])
+	if m.ListenPort, _, err = decodeInt("listenport", f[wire.KeyListenPort]); err != nil {
 		return false, err
 	}
-	if m.PayloadSize, _, err = decodeInt("payloadsize", fields["payloadsize"]); err != nil {
+	if m.PayloadSize, _, err = decodeInt("payloadsize", f[wire.KeyPayloadSize]); err != nil {
+		return false, err
+	}
+	if m.Seq, err = decodeSeq(f[wire.KeySeq]); err != nil {
 		return false, err
 	}
 	return quoted, nil
 }
 
+// policyField returns the raw policy: a data message's "privPoliId", or a
+// setup message's "privPolyId", else the other spelling.
+func policyField(f *wire.Fields, t Type) []byte {
+	first, second := f[wire.KeyPoliID], f[wire.KeyPolyID]
+	if t == TypeSetup {
+		first, second = second, first
+	}
+	if first != nil {
+		return first
+	}
+	return second
+}
+
 // decodeInt reads an integer written as a JSON number or a numeric string.
 // An absent or null field is zero.
-func decodeInt(key string, raw json.RawMessage) (n int, quoted bool, err error) {
-	if len(raw) == 0 || string(raw) == "null" {
+func decodeInt(key string, raw []byte) (n int, quoted bool, err error) {
+	if raw == nil || string(raw) == "null" {
 		return 0, false, nil
 	}
-	text := string(raw)
+	text := raw
 	if raw[0] == '"' {
-		if err := json.Unmarshal(raw, &text); err != nil {
-			return 0, false, fmt.Errorf("%w: %q: %v", ErrBadMessage, key, err)
+		if text = raw[1 : len(raw)-1]; !wire.Plain(text) {
+			text = wire.AppendUnquote(nil, raw)
 		}
 		quoted = true
 	}
-	n, err = strconv.Atoi(text)
-	if err != nil {
+	v, ok := wire.ParseInt(text)
+	if !ok {
 		return 0, false, fmt.Errorf("%w: %q is %s, not an integer", ErrBadMessage, key, raw)
 	}
-	return n, quoted, nil
+	return int(v), quoted, nil
+}
+
+// decodeSeq reads the correlation tag: a non-negative integer, or absent.
+func decodeSeq(raw []byte) (uint64, error) {
+	if raw == nil {
+		return 0, nil
+	}
+	n, _, err := decodeInt("seq", raw)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: bad seq %s", ErrBadMessage, raw)
+	}
+	return uint64(n), nil
 }
 
 // decodeText reads a text field: a string's value, or any other value's
 // JSON text as sent (peers put numbers, and sometimes other values, in ids).
 // An absent or null field is empty.
-func decodeText(raw json.RawMessage) string {
-	if len(raw) == 0 || string(raw) == "null" {
+func decodeText(raw []byte) string {
+	if raw == nil || string(raw) == "null" {
 		return ""
 	}
 	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
-		}
+		return wire.Unquote(raw)
 	}
-	return string(bytes.TrimSpace(raw))
+	return string(raw)
 }
 
 // decodeBool reads an extension flag: true, a non-zero number or "true".
-func decodeBool(raw json.RawMessage) bool {
+func decodeBool(raw []byte) bool {
 	switch string(raw) {
 	case "", "null", "false", "0", `"false"`, `"0"`, `""`:
 		return false
@@ -195,6 +223,9 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 		if m.Hold {
 			dst = append(dst, `,"hold":true`...)
 		}
+		if m.Mux {
+			dst = append(dst, `,"mux":true`...)
+		}
 	case TypeData:
 		dst = appendKey(dst, "srcid")
 		dst = appendID(dst, m.SrcID, quoted)
@@ -211,6 +242,15 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 			dst = appendKey(dst, "code")
 			dst = wire.AppendString(dst, m.Code)
 		}
+	}
+	return appendSeq(dst, m.Seq)
+}
+
+// appendSeq ends a message, with its seq when there is one.
+func appendSeq(dst []byte, seq uint64) []byte {
+	if seq != 0 {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
 	}
 	return append(dst, '}')
 }
@@ -248,7 +288,7 @@ func appendID(dst []byte, id string, quoted bool) []byte {
 
 // isPlainInt reports whether s is an integer in canonical form with at most
 // 15 digits, so that it survives a round trip through a float64.
-func isPlainInt(s string) bool {
+func isPlainInt[T string | []byte](s T) bool {
 	digits := s
 	if len(digits) > 0 && digits[0] == '-' {
 		digits = digits[1:]
@@ -261,5 +301,5 @@ func isPlainInt(s string) bool {
 			return false
 		}
 	}
-	return s != "-0"
+	return string(s) != "-0"
 }

@@ -211,11 +211,11 @@ func FuzzDecode(f *testing.F) {
 			// Only the keys of the message's type are written.
 			switch m.Type {
 			case TypeSetup:
-				want = Message{Type: m.Type, ID: m.ID, Policy: m.Policy, ListenPort: m.ListenPort, Hold: m.Hold}
+				want = Message{Type: m.Type, ID: m.ID, Policy: m.Policy, ListenPort: m.ListenPort, Hold: m.Hold, Mux: m.Mux, Seq: m.Seq}
 			case TypeData:
-				want = Message{Type: m.Type, SrcID: m.SrcID, Policy: m.Policy, PayloadSize: m.PayloadSize, Payload: m.Payload}
+				want = Message{Type: m.Type, SrcID: m.SrcID, Policy: m.Policy, PayloadSize: m.PayloadSize, Payload: m.Payload, Seq: m.Seq}
 			default:
-				want = Message{Type: m.Type, SrcID: m.SrcID, DestID: m.DestID, PayloadSize: m.PayloadSize, Payload: m.Payload, Code: m.Code}
+				want = Message{Type: m.Type, SrcID: m.SrcID, DestID: m.DestID, PayloadSize: m.PayloadSize, Payload: m.Payload, Code: m.Code, Seq: m.Seq}
 			}
 			if diff := cmp.Diff(want, back); diff != "" {
 				t.Fatalf("%s re-encoded as %s (-want +got):\n%s", data, enc, diff)

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/seed-c202d8a5/revproxy/internal/wire"
 )
 
 // Server is a node that serves one policy: it registers with a proxy and
@@ -26,6 +28,12 @@ type Server struct {
 	// strings, for proxies written from the tutorial that compare them as
 	// strings. Replies are always written the way the proxy writes.
 	StringFields bool
+	// MaxHandlers bounds how many messages the Handler serves at once; more
+	// wait, and their connection is not read meanwhile, which slows the
+	// proxy's link to this server rather than queueing without bound. Zero
+	// means 64. Untagged messages, as the homework's proxies send, are
+	// answered one at a time per connection, in order.
+	MaxHandlers int
 	// Legacy registers the way the homework's servers do: the proxy
 	// connects to the listener for each message instead of multiplexing
 	// messages over the registration connection. For comparison and for
@@ -34,6 +42,16 @@ type Server struct {
 	// Logger receives the registration at Info and every message at Debug.
 	// Nil means silent.
 	Logger *slog.Logger
+}
+
+// defaultMaxHandlers bounds a Server's concurrent handlers by default.
+const defaultMaxHandlers = 64
+
+func (s *Server) maxHandlers() int {
+	if s.MaxHandlers > 0 {
+		return s.MaxHandlers
+	}
+	return defaultMaxHandlers
 }
 
 // ListenAndServe listens on the TCP address addr and calls [Server.Serve].
@@ -46,34 +64,48 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve registers with the proxy, announcing ln's port, and answers the
-// messages that arrive on ln until ctx is cancelled. Then it closes ln, the
-// registration and every connection, waits for its goroutines and returns
-// nil. It returns an error when the configuration is incomplete, when the
-// proxy cannot be reached or refuses the registration, or when ln fails.
+// Serve registers with the proxy and answers messages until ctx is
+// cancelled. Then it closes ln, the registration and every connection, waits
+// for its goroutines and handlers, and returns nil. It returns an error when
+// the configuration is incomplete, when the proxy cannot be reached or
+// refuses the registration, or when ln fails.
 //
-// The registration connection stays open (see [Message.Hold]): closing it
+// With a revproxy [Proxy], messages arrive over the registration connection
+// itself (see [Message.Mux]), so ln may be nil: a server behind NAT or a
+// firewall needs no listen port. Other proxies connect to ln's port for each
+// message; so does a [Proxy] when the server is Legacy. Clients may also
+// connect to ln directly.
+//
+// The registration connection stays open (see [Message.Hold]): its closing
 // tells a revproxy [Proxy] that the server is gone. A proxy that closes it
 // after reading the setup message, as the homework's do, keeps the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if err := s.check(); err != nil {
-		ln.Close()
+	err := s.check(ln)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
-	addr, ok := ln.Addr().(*net.TCPAddr)
-	if !ok {
-		ln.Close()
-		return fmt.Errorf("%w: Server needs a TCP listener, not %s", ErrConfig, ln.Addr().Network())
+	port := 0
+	if ln != nil {
+		port = ln.Addr().(*net.TCPAddr).Port
 	}
 	log := logger(s.Logger)
-	log.Info("Server running", "id", s.ID, "policy", s.Policy, "port", addr.Port)
+	log.Info("Server running", "id", s.ID, "policy", s.Policy, "port", port)
+	handlers := newPool(s.maxHandlers())
+	defer handlers.close()
 	g, gctx := errgroup.WithContext(ctx)
-	serveConns(gctx, g, ln, log, s.serveConn)
-	g.Go(func() error { return s.register(gctx, addr.Port) })
+	if ln != nil {
+		serveConns(gctx, g, ln, log, func(ctx context.Context, c net.Conn) {
+			s.serveConn(ctx, c, handlers, false)
+		})
+	}
+	g.Go(func() error { return s.register(gctx, port, handlers) })
 	return wait(ctx, g)
 }
 
-func (s *Server) check() error {
+func (s *Server) check(ln net.Listener) error {
 	switch {
 	case s.ID == "":
 		return fmt.Errorf("%w: Server.ID is empty", ErrConfig)
@@ -81,13 +113,21 @@ func (s *Server) check() error {
 		return fmt.Errorf("%w: Server.Policy is empty", ErrConfig)
 	case s.ProxyAddr == "":
 		return fmt.Errorf("%w: Server.ProxyAddr is empty", ErrConfig)
+	case ln == nil && s.Legacy:
+		return fmt.Errorf("%w: a Legacy Server needs a listener", ErrConfig)
+	}
+	if ln != nil {
+		if _, ok := ln.Addr().(*net.TCPAddr); !ok {
+			return fmt.Errorf("%w: Server needs a TCP listener, not %s", ErrConfig, ln.Addr().Network())
+		}
 	}
 	return nil
 }
 
-// register sends the setup message and holds the connection until the proxy
-// closes it or ctx is done. An error message from the proxy is returned.
-func (s *Server) register(ctx context.Context, port int) error {
+// register sends the setup message and serves the registration connection
+// until the proxy closes it or ctx is done. An error message from the proxy
+// is returned.
+func (s *Server) register(ctx context.Context, port int, handlers *pool) error {
 	log := logger(s.Logger)
 	log.Info("Connecting to the reverse proxy", "addr", s.ProxyAddr)
 	var d net.Dialer
@@ -98,62 +138,77 @@ func (s *Server) register(ctx context.Context, port int) error {
 		}
 		return fmt.Errorf("revproxy: register with proxy: %w", err)
 	}
+	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy}
+	if _, err := c.Write(append(appendMessage(nil, &setup, s.StringFields), '\n')); err != nil {
+		c.Close()
+		return fmt.Errorf("revproxy: register with proxy: %w", err)
+	}
+	return s.serveConn(ctx, c, handlers, true)
+}
+
+// serveConn answers the data messages on one connection: from a proxy, a
+// client, or, with registration set, the registration connection, where an
+// error message means the proxy refused the server. Tagged messages go to
+// the handler pool and are answered as they finish; untagged ones are
+// answered in order, one at a time.
+func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, registration bool) error {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-
-	l := newLink(c, s.StringFields)
-	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true}
-	if err := l.write(&setup); err != nil {
-		return err
+	log := logger(s.Logger)
+	r := wire.NewReader(c, defaultMaxMessage)
+	out := &outbox{conn: c}
+	refuse := func(m *Message, text string) {
+		log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", text)
+		sendMessage(out, errorMessage(s.ID, m, codeBadMessage, text), s.StringFields)
 	}
-	var m Message
 	for {
-		if err := l.read(&m); err != nil {
-			if ctx.Err() == nil {
+		m := new(Message)
+		quoted, err := readMessage(r, m)
+		if err != nil {
+			switch {
+			case errors.Is(err, ErrBadMessage):
+				refuse(m, err.Error())
+			case registration && ctx.Err() == nil:
 				log.Info("The proxy closed the registration connection", "err", err)
+			case !isClosed(err) && ctx.Err() == nil:
+				log.Warn("Connection failed", "from", c.RemoteAddr().String(), "err", err)
 			}
 			return nil
 		}
-		if m.Type == TypeError {
-			return fmt.Errorf("revproxy: registration refused: %w", remoteError(&m))
+		switch {
+		case m.Type == TypeData && m.Seq == 0:
+			reply := s.handle(ctx, m, log)
+			if err := sendMessage(out, &reply, quoted); err != nil {
+				return nil
+			}
+		case m.Type == TypeData:
+			if !handlers.submit(ctx, job{s: s, out: out, m: m, quoted: quoted}) {
+				return nil
+			}
+		case m.Type == TypeError && registration:
+			return fmt.Errorf("revproxy: registration refused: %w", remoteError(m))
+		default:
+			refuse(m, "unexpected "+m.Type.String()+" message")
+			return nil
 		}
-		log.Warn("Unexpected message on the registration connection", "type", m.Type)
 	}
 }
 
-// serveConn answers the data messages on one connection from a proxy.
-func (s *Server) serveConn(ctx context.Context, c net.Conn) {
-	log := logger(s.Logger)
-	l := newMirrorLink(c, s.StringFields)
-	var m Message
-	for {
-		if err := l.read(&m); err != nil {
-			if errors.Is(err, ErrBadMessage) {
-				log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", err)
-				l.write(errorMessage(s.ID, &m, codeBadMessage, err.Error()))
-			} else if !isClosed(err) {
-				log.Warn("Connection failed", "from", c.RemoteAddr().String(), "err", err)
-			}
-			return
-		}
-		if m.Type != TypeData {
-			text := "unexpected " + m.Type.String() + " message"
-			log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", text)
-			l.write(errorMessage(s.ID, &m, codeBadMessage, text))
-			return
-		}
-		reply := s.handle(ctx, &m, log)
-		if err := l.write(reply); err != nil {
-			log.Warn("Could not send the reply", "client", m.SrcID, "err", err)
-			return
-		}
+// readMessage reads and decodes the next message and reports whether the
+// sender wrote numbers as strings.
+func readMessage(r *wire.Reader, m *Message) (quoted bool, err error) {
+	data, err := r.Next()
+	if err != nil {
+		*m = Message{}
+		return false, wrapWireError(err)
 	}
+	return decodeMessage(data, m)
 }
 
 // handle runs the handler on m and builds the answer: a reply, or an error
 // message when the handler fails or panics.
-func (s *Server) handle(ctx context.Context, m *Message, log *slog.Logger) (answer *Message) {
+func (s *Server) handle(ctx context.Context, m *Message, log *slog.Logger) (answer Message) {
 	if log.Enabled(ctx, slog.LevelDebug) {
 		log.Debug("Received a message", "client", m.SrcID, "payload", m.Payload)
 		defer func() {
@@ -163,7 +218,7 @@ func (s *Server) handle(ctx context.Context, m *Message, log *slog.Logger) (answ
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("Handler panicked", "client", m.SrcID, "panic", v)
-			answer = errorMessage(s.ID, m, codeHandler, fmt.Sprint("handler panicked: ", v))
+			answer = *errorMessage(s.ID, m, codeHandler, fmt.Sprint("handler panicked: ", v))
 		}
 	}()
 	h := s.Handler
@@ -172,15 +227,18 @@ func (s *Server) handle(ctx context.Context, m *Message, log *slog.Logger) (answ
 	}
 	payload, err := h.ServeMessage(ctx, m)
 	if err != nil {
-		return errorMessage(s.ID, m, codeHandler, err.Error())
+		return *errorMessage(s.ID, m, codeHandler, err.Error())
 	}
-	return &Message{Type: TypeReply, SrcID: s.ID, DestID: m.SrcID, PayloadSize: PayloadLen(payload), Payload: payload}
+	return Message{Type: TypeReply, SrcID: s.ID, DestID: m.SrcID, PayloadSize: PayloadLen(payload), Payload: payload}
 }
 
 // Client is a node that sends data messages through a proxy and waits for
 // the answers. It connects on the first Send and again after the connection
-// is lost. Sends may run concurrently: they share one connection and their
-// answers come back in the order they were sent. Close the Client when done.
+// is lost. Sends may run concurrently from many goroutines: they share one
+// connection, each message is tagged with a seq, and answers are matched by
+// it, so they may come back in any order. (An answer without a seq, from a
+// proxy that does not echo it, goes to the oldest waiting Send; such proxies
+// answer in order.) Close the Client when done.
 type Client struct {
 	ProxyAddr string // the proxy's address, host:port; required
 	ID        string // the client id sent as "srcid"
@@ -206,13 +264,15 @@ func (c *Client) Send(ctx context.Context, policy, payload string) (*Message, er
 		return nil, err
 	}
 	m := Message{Type: TypeData, SrcID: c.ID, Policy: policy, PayloadSize: PayloadLen(payload), Payload: payload}
-	call, err := cc.send(&m)
+	ca, err := cc.send(&m)
 	if err != nil {
 		return nil, err
 	}
 	select {
-	case <-call.done:
-		return call.reply, call.err
+	case <-ca.done:
+		reply, err := ca.reply, ca.err
+		putCall(ca)
+		return reply, err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -254,7 +314,8 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	if old := c.cur; old != nil {
 		old.g.Wait()
 	}
-	cc := &clientConn{l: newLink(nc, c.StringFields), log: logger(c.Logger)}
+	cc := &clientConn{r: wire.NewReader(nc, defaultMaxMessage), quoted: c.StringFields, log: logger(c.Logger)}
+	cc.out.conn = nc
 	cc.g.Go(cc.readLoop)
 	c.cur = cc
 	return cc, nil
@@ -263,20 +324,34 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 // clientConn is one connection of a Client and the Sends waiting on it, in
 // the order their messages were written.
 type clientConn struct {
-	l   *link
-	log *slog.Logger
-	g   errgroup.Group // the reader
+	r      *wire.Reader
+	out    outbox
+	quoted bool
+	log    *slog.Logger
+	g      errgroup.Group // the reader
 
-	mu      sync.Mutex // guards writes, pending and err
+	mu      sync.Mutex // guards the fields below
 	pending []*call
+	seq     uint64
 	err     error // why the connection ended
 }
 
 // call is one Send waiting for its answer.
 type call struct {
+	seq   uint64
 	reply *Message
 	err   error
-	done  chan struct{}
+	done  chan struct{} // receives once, when reply or err is set
+}
+
+var calls = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func getCall() *call { return calls.Get().(*call) }
+
+// putCall recycles a call whose answer has been taken.
+func putCall(ca *call) {
+	ca.reply, ca.err = nil, nil
+	calls.Put(ca)
 }
 
 func (cc *clientConn) alive() bool {
@@ -285,75 +360,89 @@ func (cc *clientConn) alive() bool {
 	return cc.err == nil
 }
 
-// send writes m and queues its call; writing under the lock keeps the queue
-// in the order the proxy answers.
+// send tags m, queues its call and writes it. The call joins the queue and
+// the message the outbox under the same lock, so that the queue is in the
+// order the messages are written.
 func (cc *clientConn) send(m *Message) (*call, error) {
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
 	if cc.err != nil {
-		return nil, cc.err
+		err := cc.err
+		cc.mu.Unlock()
+		return nil, err
 	}
-	if err := cc.l.write(m); err != nil {
-		cc.failLocked(fmt.Errorf("%w: %v", ErrConnLost, err))
-		return nil, cc.err
-	}
-	ca := &call{done: make(chan struct{})}
+	cc.seq++
+	m.Seq = cc.seq
+	ca := getCall()
+	ca.seq = m.Seq
 	cc.pending = append(cc.pending, ca)
+	b := cc.out.begin()
+	cc.mu.Unlock()
+	if err := cc.out.end(append(appendMessage(b, m, cc.quoted), '\n')); err != nil {
+		cc.fail(fmt.Errorf("%w: %v", ErrConnLost, err))
+	}
 	return ca, nil
 }
 
-// readLoop hands each answer to the oldest waiting call.
+// readLoop hands each answer to the call with its seq, or without one to
+// the oldest call.
 func (cc *clientConn) readLoop() error {
 	for {
 		m := new(Message)
-		err := cc.l.read(m)
+		_, err := readMessage(cc.r, m)
 		if err != nil && !inStep(err) {
 			cc.fail(fmt.Errorf("%w: %v", ErrConnLost, err))
 			return nil
 		}
 		cc.mu.Lock()
-		if len(cc.pending) == 0 {
-			cc.mu.Unlock()
-			cc.log.Warn("Dropped an answer no Send waits for", "type", m.Type, "err", err)
+		ca := cc.take(m.Seq)
+		cc.mu.Unlock()
+		if ca == nil {
+			cc.log.Warn("Dropped an answer no Send waits for", "type", m.Type, "seq", m.Seq, "err", err)
 			continue
 		}
-		ca := cc.pending[0]
-		cc.pending[0] = nil
-		cc.pending = cc.pending[1:]
-		cc.mu.Unlock()
 		switch {
 		case err != nil:
 			ca.err = err
 		case m.Type == TypeReply:
+			m.Seq = 0 // the Client's own tag, not the caller's business
 			ca.reply = m
 		case m.Type == TypeError:
 			ca.err = remoteError(m)
 		default:
 			ca.err = fmt.Errorf("%w: got a %s message as an answer", ErrBadMessage, m.Type)
 		}
-		close(ca.done)
+		ca.done <- struct{}{}
 	}
+}
+
+// take removes and returns the call tagged seq, or the oldest for seq 0.
+func (cc *clientConn) take(seq uint64) *call {
+	for i, ca := range cc.pending {
+		if seq == 0 || ca.seq == seq {
+			copy(cc.pending[i:], cc.pending[i+1:])
+			cc.pending[len(cc.pending)-1] = nil
+			cc.pending = cc.pending[:len(cc.pending)-1]
+			return ca
+		}
+	}
+	return nil
 }
 
 func (cc *clientConn) fail(err error) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	cc.failLocked(err)
-}
-
-// failLocked ends the connection with err, once, and fails every waiting call.
-func (cc *clientConn) failLocked(err error) {
 	if cc.err != nil {
 		return
 	}
 	cc.err = err
-	cc.l.conn.Close()
+	cc.out.fail(err)
+	cc.out.conn.Close()
 	if !errors.Is(err, ErrClosed) {
 		cc.log.Warn("Connection to the proxy ended", "err", err)
 	}
 	for _, ca := range cc.pending {
 		ca.err = err
-		close(ca.done)
+		ca.done <- struct{}{}
 	}
 	cc.pending = nil
 }

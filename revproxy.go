@@ -74,71 +74,100 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	return wait(ctx, g)
 }
 
-// serveConn reads messages from one connection until it closes. The first
-// message makes it a server's registration or a client's link; either may
-// carry further messages of its kind.
+// serveConn serves one accepted connection. Its first message makes it a
+// server's registration, a multiplexed server link, or a client connection.
 func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
-	l := newMirrorLink(c, false)
 	log := logger(p.Logger)
+	pc := newPconn(c)
+	var g errgroup.Group
+	wctx, stop := context.WithCancel(ctx)
+	pc.out.start(wctx, g.Go)
+	defer func() {
+		pc.legacy.Wait()
+		stop()
+		g.Wait()
+		pc.flush() // what was queued last, such as an error message
+	}()
+
+	if err := p.read(pc, log); err != nil {
+		return
+	}
+	switch pc.fr.typ {
+	case TypeSetup:
+		p.serveServer(ctx, pc, log)
+	case TypeData:
+		p.serveClient(ctx, pc, log)
+	default:
+		pc.refuse(log, "unexpected "+pc.fr.typ.String()+" message")
+	}
+}
+
+// read reads the next frame of pc. It answers bad input with an error
+// message and logs failures; any error means the connection is done.
+func (p *Proxy) read(pc *pconn, log *slog.Logger) error {
+	err := readFrame(pc.r, &pc.fr)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrBadMessage):
+		pc.fr = frame{}
+		pc.refuse(log, err.Error())
+	case !isClosed(err):
+		log.Warn("Connection failed", "from", pc.conn.RemoteAddr().String(), "err", err)
+	}
+	return err
+}
+
+// serveServer serves a connection that began with a setup message: a
+// multiplexed link when the server asked for one, else a registration that
+// may hold the connection open and repeat.
+func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 	var held *route // the registration that ends with this connection
 	defer func() {
 		if held != nil && p.table.remove(held) {
 			log.Info("Server left", "id", held.id, "policy", held.policy)
 		}
 	}()
-
-	var m Message
 	for {
-		if err := l.read(&m); err != nil {
-			if errors.Is(err, ErrBadMessage) {
-				log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", err)
-				l.write(errorMessage(proxyID, &m, codeBadMessage, err.Error()))
-			} else if !isClosed(err) {
-				log.Warn("Connection failed", "from", c.RemoteAddr().String(), "err", err)
-			}
+		if pc.fr.typ != TypeSetup {
+			pc.refuse(log, "unexpected "+pc.fr.typ.String()+" message on a server connection")
 			return
 		}
-		switch m.Type {
-		case TypeSetup:
-			r, err := p.register(c, &m, l.quoted)
-			if err != nil {
-				log.Warn("Refused registration", "from", c.RemoteAddr().String(), "err", err)
-				l.write(errorMessage(proxyID, &m, codeBadMessage, err.Error()))
-				return
-			}
-			if m.Hold {
-				held = r
-			}
-		case TypeData:
-			if m.Policy == "" {
-				log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", "data message without a policy")
-				l.write(errorMessage(proxyID, &m, codeBadMessage, "data message without a policy"))
-				return
-			}
-			if err := l.write(p.forward(ctx, &m, log)); err != nil {
-				log.Warn("Could not answer client", "client", m.SrcID, "err", err)
-				return
-			}
-		default:
-			text := "unexpected " + m.Type.String() + " message"
-			log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", text)
-			l.write(errorMessage(proxyID, &m, codeBadMessage, text))
+		m, err := pc.fr.message()
+		if err != nil {
+			pc.refuse(log, err.Error())
+			return
+		}
+		if m.Mux && held == nil {
+			p.serveLink(ctx, pc, m, log)
+			return
+		}
+		r, err := p.register(pc, m, nil)
+		if err != nil {
+			pc.refuse(log, err.Error())
+			return
+		}
+		if m.Hold {
+			held = r
+		}
+		if err := p.read(pc, log); err != nil {
 			return
 		}
 	}
 }
 
-// register adds the server of a setup message to the switching table.
-func (p *Proxy) register(c net.Conn, m *Message, quoted bool) (*route, error) {
+// register adds the server of a setup message to the switching table; link
+// is its multiplexed link, or nil for a server the proxy dials.
+func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error) {
 	switch {
 	case m.ID == "":
 		return nil, errors.New("setup message without a server id")
 	case m.Policy == "":
 		return nil, errors.New("setup message without a policy")
-	case m.ListenPort < 1 || m.ListenPort > 65535:
+	case link == nil && (m.ListenPort < 1 || m.ListenPort > 65535):
 		return nil, fmt.Errorf("setup message with listen port %d", m.ListenPort)
 	}
-	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	host, _, err := net.SplitHostPort(pc.conn.RemoteAddr().String())
 	if err != nil {
 		return nil, err
 	}
@@ -146,74 +175,14 @@ func (p *Proxy) register(c net.Conn, m *Message, quoted bool) (*route, error) {
 		id:     m.ID,
 		policy: m.Policy,
 		addr:   net.JoinHostPort(host, strconv.Itoa(m.ListenPort)),
-		quoted: quoted,
+		quoted: pc.fr.quoted,
+		link:   link,
+	}
+	if link != nil {
+		r.addr = pc.conn.RemoteAddr().String()
+		link.route = r
 	}
 	p.table.add(r)
-	logger(p.Logger).Info("Receiving setup message", "server", r.id, "policy", r.policy, "addr", r.addr)
+	logger(p.Logger).Info("Receiving setup message", "server", r.id, "policy", r.policy, "addr", r.addr, "mux", link != nil)
 	return r, nil
-}
-
-// forward sends a data message to a server of its policy and returns the
-// answer for the client: the server's reply, or an error message. A server
-// that cannot be reached is skipped for the next one of the policy; once the
-// message is written it is not sent again, since it may have been handled.
-func (p *Proxy) forward(ctx context.Context, m *Message, log *slog.Logger) *Message {
-	debug := log.Enabled(ctx, slog.LevelDebug)
-	if debug {
-		log.Debug("Received a data message", "client", m.SrcID, "policy", m.Policy, "payload", m.Payload)
-	}
-	r, n := p.table.next(m.Policy)
-	if r == nil {
-		log.Debug("No server for policy", "client", m.SrcID, "policy", m.Policy)
-		return errorMessage(proxyID, m, codeNoServer, "no server for policy "+m.Policy)
-	}
-	for tried := 1; ; tried++ {
-		if debug {
-			log.Debug("Forwarding a data message", "server", r.id, "payload", m.Payload)
-		}
-		reply, err := p.exchange(ctx, r, m)
-		if err == nil {
-			if debug {
-				log.Debug("Received a reply", "server", r.id, "client", reply.DestID, "payload", reply.Payload)
-			}
-			return reply
-		}
-		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)
-		if !errors.Is(err, errDial) || tried >= n {
-			return errorMessage(proxyID, m, codeUnavailable, err.Error())
-		}
-		if r, _ = p.table.next(m.Policy); r == nil {
-			return errorMessage(proxyID, m, codeNoServer, "no server for policy "+m.Policy)
-		}
-	}
-}
-
-// errDial marks a failure to connect: the message was not sent.
-var errDial = errors.New("cannot connect")
-
-// exchange does one message on a new connection to r, as the homework's
-// servers expect: connect, send, read one answer, close.
-func (p *Proxy) exchange(ctx context.Context, r *route, m *Message) (*Message, error) {
-	d := net.Dialer{Timeout: p.dialTimeout()}
-	c, err := d.DialContext(ctx, "tcp", r.addr)
-	if err != nil {
-		return nil, fmt.Errorf("server %s at %s: %w: %v", r.id, r.addr, errDial, err)
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-
-	l := newLink(c, r.quoted)
-	if err := l.write(m); err != nil {
-		return nil, fmt.Errorf("server %s: %w", r.id, err)
-	}
-	c.SetReadDeadline(time.Now().Add(p.serverTimeout()))
-	reply := new(Message)
-	if err := l.read(reply); err != nil {
-		return nil, fmt.Errorf("server %s sent no answer: %w", r.id, err)
-	}
-	if reply.Type != TypeReply && reply.Type != TypeError {
-		return nil, fmt.Errorf("server %s answered with a %s message", r.id, reply.Type)
-	}
-	return reply, nil
 }

@@ -6,15 +6,19 @@ import "sync"
 type route struct {
 	id     string
 	policy string
-	addr   string // host:port to dial for each message
-	quoted bool   // the server writes numbers as strings
+	addr   string      // host:port to dial for each message
+	quoted bool        // the server writes numbers as strings
+	link   *serverLink // the multiplexed link, or nil: dial addr per message
 }
 
 // ServerInfo describes a registered server.
 type ServerInfo struct {
 	ID     string // the id it registered with
 	Policy string // the policy it serves
-	Addr   string // the address the proxy dials: registering host, listen port
+	// Addr is where the server is reached: the registering host and the
+	// listen port for a server the proxy dials per message, or the far end
+	// of the link for a multiplexed one.
+	Addr string
 }
 
 // table is the message switching table: for each policy, its servers in the
@@ -89,10 +93,10 @@ func (t *table) removeLocked(r *route) {
 
 // next returns the policy's next server in rotation, and how many servers
 // the policy has; nil and 0 when none serves it.
-func (t *table) next(policy string) (*route, int) {
+func (t *table) next(policy []byte) (*route, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	rg := t.policies[policy]
+	rg := t.policies[string(policy)]
 	if rg == nil {
 		return nil, 0
 	}

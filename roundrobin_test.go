@@ -10,7 +10,7 @@ func picks(t *testing.T, tb *table, policy string, n int) []string {
 	t.Helper()
 	var ids []string
 	for range n {
-		r, _ := tb.next(policy)
+		r, _ := tb.next([]byte(policy))
 		if r == nil {
 			ids = append(ids, "<none>")
 			continue
@@ -34,7 +34,7 @@ func TestRoundRobinHomeworkExample(t *testing.T) {
 	if diff := cmp.Diff([]string{"3", "3"}, picks(t, &tb, "PP_2", 2)); diff != "" {
 		t.Errorf("PP_2 picks (-want +got):\n%s", diff)
 	}
-	if r, n := tb.next("PP_9"); r != nil || n != 0 {
+	if r, n := tb.next([]byte("PP_9")); r != nil || n != 0 {
 		t.Errorf("PP_9: got %v, %d; want nothing", r, n)
 	}
 }
@@ -81,7 +81,7 @@ func TestRoundRobinRemove(t *testing.T) {
 	}
 	tb.remove(r2)
 	tb.remove(r3)
-	if r, _ := tb.next("P"); r != nil {
+	if r, _ := tb.next([]byte("P")); r != nil {
 		t.Errorf("empty policy picked %v", r.id)
 	}
 }

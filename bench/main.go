@@ -1,0 +1,746 @@
+// Command bench measures revproxy side by side with clients talking straight
+// to the servers, with NATS request/reply and with the Python seed proxy, all
+// on loopback, and writes a markdown report and a throughput chart.
+//
+//	go -C bench run . -out ../docs
+//
+// See README.md for the flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// config is what one run measures.
+type config struct {
+	duration  time.Duration // measured window per point
+	warmup    time.Duration // before each window, not counted
+	quick     bool
+	systems   []string // main-table systems, in report order
+	scale     bool     // run the server-count table
+	idle      bool     // run the idle-connection memory test
+	out       string
+	testdata  string
+	clients   []int
+	payloads  []int
+	servers   []int // server counts of the scale table
+	idleConns int
+}
+
+const (
+	scaleClients = 32
+	scalePayload = 64
+)
+
+func main() {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	duration := fs.Duration("duration", 2*time.Second, "measured time per point (a 300ms warm-up comes before each)")
+	quick := fs.Bool("quick", false, "fewer, shorter points, for a smoke test (-duration defaults to 300ms)")
+	systems := fs.String("systems", strings.Join(defaultSystems(), ","), "comma-separated list of what to run")
+	out := fs.String("out", "", "directory for bench.md and throughput.svg (none: report on stdout only)")
+	testdata := fs.String("testdata", filepath.Join("..", "testdata"), "directory of the Python seed proxy and servers")
+	idleConns := fs.Int("idle-conns", 10000, "idle client connections for the memory test (-quick: 1000)")
+	role := fs.String("role", "", "internal: run as a helper process")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: go -C bench run . [flags]\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Name == "role" {
+				return
+			}
+			fmt.Fprintf(fs.Output(), "  -%s\n\t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+		})
+	}
+	fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	switch *role {
+	case "":
+	case "proxy":
+		os.Exit(runProxyChild())
+	default:
+		fmt.Fprintf(os.Stderr, "bench: unknown role %q\n", *role)
+		os.Exit(2)
+	}
+
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cfg := &config{
+		duration:  *duration,
+		warmup:    300 * time.Millisecond,
+		quick:     *quick,
+		out:       *out,
+		testdata:  *testdata,
+		clients:   []int{1, 32, 256},
+		payloads:  []int{64, 4096},
+		servers:   []int{1, 2, 100, 1000},
+		idleConns: *idleConns,
+	}
+	if cfg.quick {
+		cfg.clients = []int{1, 32}
+		cfg.servers = []int{2, 100}
+		cfg.warmup = 100 * time.Millisecond
+		if !set["duration"] {
+			cfg.duration = 300 * time.Millisecond
+		}
+		if !set["idle-conns"] {
+			cfg.idleConns = 1000
+		}
+	}
+	if err := cfg.setSystems(*systems); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		fs.Usage()
+		os.Exit(2)
+	}
+	if cfg.duration <= 0 || cfg.idleConns <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -duration and -idle-conns must be positive")
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func defaultSystems() []string {
+	var names []string
+	for _, s := range allSystems {
+		names = append(names, s.name)
+	}
+	return append(names, "scale", "idle")
+}
+
+func (cfg *config) setSystems(list string) error {
+	known := defaultSystems()
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+		case name == "scale":
+			cfg.scale = true
+		case name == "idle":
+			cfg.idle = true
+		case slices.Contains(known, name):
+			if !slices.Contains(cfg.systems, name) {
+				cfg.systems = append(cfg.systems, name)
+			}
+		default:
+			return fmt.Errorf("unknown system %q (known: %s)", name, strings.Join(known, ", "))
+		}
+	}
+	if len(cfg.systems) == 0 && !cfg.scale && !cfg.idle {
+		return errors.New("-systems names nothing to run")
+	}
+	return nil
+}
+
+// results is everything one run measured.
+type results struct {
+	started  time.Time
+	elapsed  time.Duration
+	points   []point
+	skipped  map[string]string // system → why it did not run
+	versions []string
+	scale    []scalePoint
+	scaleErr string
+	idle     *idleResult
+	idleErr  string
+	others   float64 // share of the machine other processes used
+	loadavg  string  // /proc/loadavg at the start
+}
+
+type scalePoint struct {
+	servers int
+	point
+}
+
+func run(ctx context.Context, cfg *config) error {
+	res := &results{started: time.Now(), skipped: map[string]string{}}
+	goroutines := runtime.NumGoroutine()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		res.loadavg = strings.Join(f[:min(3, len(f))], " ")
+	}
+	busy0, busyErr0 := machineBusy()
+	ours0 := ownCPU()
+	if _, err := raiseNoFile(); err != nil {
+		return fmt.Errorf("raise the open-file limit: %w", err)
+	}
+	for _, sys := range allSystems {
+		if !slices.Contains(cfg.systems, sys.name) || ctx.Err() != nil {
+			continue
+		}
+		// A fresh system for each client count keeps the points apart: a
+		// failure at one cannot spill into the next.
+		for _, n := range cfg.clients {
+			if ctx.Err() != nil {
+				break
+			}
+			progress("%s: starting for %d clients", sys.name, n)
+			e, err := sys.start(ctx, cfg)
+			if skip := (*skipError)(nil); errors.As(err, &skip) {
+				res.skipped[sys.name] = err.Error()
+				progress("%s: skipped: %v", sys.name, err)
+				break
+			}
+			var pts []point
+			if err != nil {
+				for _, size := range cfg.payloads {
+					pts = append(pts, point{Clients: n, Payload: size, Errors: 1, FirstErr: "setup: " + err.Error()})
+				}
+			} else {
+				if e.version != "" && !slices.Contains(res.versions, e.version) {
+					res.versions = append(res.versions, e.version)
+				}
+				pts = measure(ctx, cfg, e, n, cfg.payloads)
+				e.close()
+			}
+			for _, p := range pts {
+				p.System = sys.name
+				res.points = append(res.points, p)
+				progress("%s", p.summary())
+			}
+		}
+	}
+
+	if cfg.scale && ctx.Err() == nil {
+		for _, n := range cfg.servers {
+			progress("scale: %d servers", n)
+			e, err := startRevproxy(ctx, false, n)
+			if err != nil {
+				res.scaleErr = fmt.Sprintf("%d servers: %v", n, err)
+				break
+			}
+			p := measure(ctx, cfg, e, scaleClients, []int{scalePayload})[0]
+			e.close()
+			p.System = fmt.Sprintf("revproxy, %d servers", n)
+			res.scale = append(res.scale, scalePoint{n, p})
+			progress("%s", p.summary())
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+
+	if cfg.idle && ctx.Err() == nil {
+		progress("idle: %d connections", cfg.idleConns)
+		r, err := idleMemory(ctx, cfg.idleConns)
+		res.idle = &r
+		if err != nil {
+			res.idleErr = err.Error()
+		}
+		progress("idle: done")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	res.elapsed = time.Since(res.started)
+	if busy1, err := machineBusy(); err == nil && busyErr0 == nil {
+		res.others = othersShare(busy1-busy0, ownCPU()-ours0, res.elapsed)
+	}
+
+	report := markdown(cfg, res)
+	fmt.Print(report)
+	if cfg.out != "" {
+		if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(cfg.out, "bench.md"), []byte(report), 0o644); err != nil {
+			return err
+		}
+		subtitle := fmt.Sprintf("%d CPUs, %s; 2 SHA1 servers; req/s over a %v window, each client on its own connection",
+			runtime.NumCPU(), res.started.UTC().Format("2006-01-02"), cfg.duration)
+		svg := throughputSVG(fmt.Sprintf("Throughput, %d B payload, closed loop on 127.0.0.1", scalePayload), subtitle, cfg.clients, chartSeries(cfg, res))
+		if err := os.WriteFile(filepath.Join(cfg.out, "throughput.svg"), []byte(svg), 0o644); err != nil {
+			return err
+		}
+		progress("wrote %s and %s", filepath.Join(cfg.out, "bench.md"), filepath.Join(cfg.out, "throughput.svg"))
+	}
+	// Everything started has been stopped; say so if a goroutine lingers.
+	time.Sleep(200 * time.Millisecond)
+	if n := runtime.NumGoroutine(); n > goroutines+2 {
+		progress("warning: %d goroutines still running (%d at start)", n, goroutines)
+	}
+	return nil
+}
+
+// measure opens n clients on e and runs one point per payload size.
+func measure(ctx context.Context, cfg *config, e *env, n int, payloads []int) []point {
+	var pts []point
+	senders := make([]sendFunc, 0, n)
+	var closers []func()
+	defer func() {
+		var wg sync.WaitGroup
+		for _, c := range closers {
+			wg.Go(c)
+		}
+		wg.Wait()
+	}()
+	for i := range n {
+		send, closeFn, err := e.connect(i, n)
+		if err != nil {
+			for _, size := range payloads {
+				pts = append(pts, point{Clients: n, Payload: size, Errors: 1, FirstErr: "connect: " + err.Error()})
+			}
+			return pts
+		}
+		senders = append(senders, send)
+		closers = append(closers, closeFn)
+	}
+	for _, size := range payloads {
+		if reason := e.unsupported[size]; reason != "" {
+			pts = append(pts, point{Clients: n, Payload: size, NA: reason})
+			continue
+		}
+		pts = append(pts, closedLoop(ctx, senders, size, cfg.warmup, cfg.duration, &cpuMeter{pids: e.pids}))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return pts
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func (p point) summary() string {
+	if p.NA != "" {
+		return fmt.Sprintf("%s %d clients %d B: %s", p.System, p.Clients, p.Payload, p.NA)
+	}
+	s := fmt.Sprintf("%s %d clients %d B: %.0f req/s p50 %s p99 %s cpu %.1f µs/msg errors %d",
+		p.System, p.Clients, p.Payload, p.RPS(), fmtDur(p.P50), fmtDur(p.P99), p.CPUPerMsg(), p.Errors)
+	if p.FirstErr != "" {
+		s += " (first: " + p.FirstErr + ")"
+	}
+	return s
+}
+
+// chartSeries picks the 64 B points of each system that ran.
+func chartSeries(cfg *config, res *results) []series {
+	var out []series
+	for _, name := range cfg.systems {
+		if _, skipped := res.skipped[name]; skipped {
+			continue
+		}
+		s := series{name: name}
+		for _, p := range res.points {
+			if p.System == name && p.Payload == scalePayload {
+				s.points = append(s.points, p)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// markdown renders the report.
+func markdown(cfg *config, res *results) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+
+	w("# revproxy benchmark\n\n")
+	w("- Date: %s\n", res.started.UTC().Format("2006-01-02 15:04 UTC"))
+	w("- Machine: %d CPUs (%s), Linux %s, %s %s/%s, GOMAXPROCS %d\n",
+		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+	if len(res.versions) > 0 {
+		w("- Other software: %s\n", strings.Join(res.versions, ", "))
+	}
+	if v := libraryVersion(cfg.testdata); v != "" {
+		w("- Library: %s\n", v)
+	}
+	w("- Other load: processes outside the benchmark used %.0f%% of the machine's CPU time during the run (load average at the start: %s)\n", 100*res.others, res.loadavg)
+	w("- Command: `%s`\n", command())
+	w("- Run time: %s\n", res.elapsed.Round(time.Second))
+	w("- Method: closed loop on 127.0.0.1. Each system is started afresh for each client count. Each client is a goroutine with its own connection that sends a request, waits for the answer and sends again. Every client sends once before the clock starts (to connect), then a %v warm-up, then a %v measured window; requests answered within the window count. A request still unanswered %v after the window (or a first request unanswered after %v) is cancelled and counted as an error. Payloads are printable ASCII; every answer's SHA1 is checked and any failure or mismatch counts as an error (warm-up included). CPU µs/msg is the CPU time (user+system) of every process taking part — this one (clients, and the in-process roles), nats-server or the Python processes — over the window, divided by the requests.\n\n",
+		cfg.warmup, cfg.duration, endGrace, primeTimeout)
+
+	w("## Systems\n\n")
+	for _, s := range allSystems {
+		if slices.Contains(cfg.systems, s.name) {
+			w("- `%s`: %s.\n", s.name, s.about)
+		}
+	}
+	w("\n## Results\n\n")
+	w("| system | clients | payload | req/s | p50 | p99 | CPU µs/msg | errors |\n")
+	w("|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	var notes []string
+	for _, name := range cfg.systems {
+		if reason, ok := res.skipped[name]; ok {
+			w("| %s | – | – | skipped: %s | | | | |\n", name, oneLine(reason))
+			notes = append(notes, fmt.Sprintf("`%s` did not run: %s", name, oneLine(reason)))
+			continue
+		}
+		for _, p := range res.points {
+			if p.System != name {
+				continue
+			}
+			w("%s\n", p.row(fmt.Sprint(p.Clients)))
+			if note := p.note(); note != "" {
+				notes = append(notes, note)
+			}
+		}
+	}
+
+	if cfg.scale {
+		w("\n## Servers on one policy\n\n")
+		w("`revproxy` with %d clients and %d B payloads while 1 to %d Servers (each with its own loopback listener, all in process) are registered on %s.\n\n",
+			scaleClients, scalePayload, cfg.servers[len(cfg.servers)-1], policy)
+		w("| servers | req/s | p50 | p99 | CPU µs/msg | errors |\n")
+		w("|--:|--:|--:|--:|--:|--:|\n")
+		for _, sp := range res.scale {
+			w("| %d | %s | %s | %s | %s | %d |\n", sp.servers, fmtRate(sp.RPS()), fmtDur(sp.P50), fmtDur(sp.P99), sp.cpuCell(), sp.Errors)
+			if note := sp.note(); note != "" {
+				notes = append(notes, note)
+			}
+		}
+		if res.scaleErr != "" {
+			w("\nNot completed: %s\n", oneLine(res.scaleErr))
+			notes = append(notes, "scale table: "+oneLine(res.scaleErr))
+		}
+	}
+
+	if cfg.idle {
+		w("\n## Idle connections\n\n")
+		w("%s\n", idleLine(res.idle, res.idleErr))
+		if r := res.idle; r != nil && r.Errors > 0 {
+			notes = append(notes, fmt.Sprintf("idle test: %d of %d clients did not get the expected no_server answer; first: %s", r.Errors, r.Conns, oneLine(r.FirstErr)))
+		}
+		if res.idleErr != "" {
+			notes = append(notes, "idle test: "+oneLine(res.idleErr))
+		}
+	}
+
+	w("\n## Targets\n\n")
+	for _, t := range targets(cfg, res) {
+		w("- %s\n", t)
+	}
+	w("\n## Errors and notes\n\n")
+	if len(notes) == 0 {
+		w("No errors: every answer arrived with the right SHA1.\n")
+	}
+	for _, n := range notes {
+		w("- %s\n", n)
+	}
+	return b.String()
+}
+
+func (p point) row(clients string) string {
+	if p.NA != "" {
+		return fmt.Sprintf("| %s | %s | %s | %s | | | | |", p.System, clients, fmtSize(p.Payload), p.NA)
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %d |", p.System, clients, fmtSize(p.Payload),
+		fmtRate(p.RPS()), fmtDur(p.P50), fmtDur(p.P99), p.cpuCell(), p.Errors)
+}
+
+func (p point) cpuCell() string {
+	if p.CPUErr != "" || p.Requests == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f", p.CPUPerMsg())
+}
+
+// note describes what went wrong at a point, if anything.
+func (p point) note() string {
+	var parts []string
+	if p.Errors > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s, first: %s", p.Errors, plural(p.Errors, "error"), oneLine(p.FirstErr)))
+	}
+	if p.CPUErr != "" {
+		parts = append(parts, "CPU not measured: "+oneLine(p.CPUErr))
+	}
+	if p.Others > othersNoted {
+		parts = append(parts, fmt.Sprintf("other processes used %.0f%% of the machine during the window", 100*p.Others))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("`%s` %d clients %s: %s", p.System, p.Clients, fmtSize(p.Payload), strings.Join(parts, "; "))
+}
+
+// othersNoted is the share of the machine used by other processes above
+// which a point is noted as disturbed.
+const othersNoted = 0.05
+
+// ownCPU is the CPU time of this process and of its children that ended.
+func ownCPU() time.Duration {
+	var total time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return total
+}
+
+func idleLine(r *idleResult, errText string) string {
+	if r == nil || r.RSSAfter == 0 {
+		return "Not measured: " + oneLine(errText)
+	}
+	return fmt.Sprintf("A Proxy in a child process, %d client connections established and idle (%d answered as expected): "+
+		"VmRSS %s → %s, **%s per connection**; Go runtime memory in use after a GC (HeapInuse+StackInuse+MSpanInuse+MCacheInuse) %s → %s, **%s per connection**; "+
+		"goroutines %d → %d (%.2f per connection).",
+		r.Conns, r.Connected,
+		fmtBytes(float64(r.RSSBefore)), fmtBytes(float64(r.RSSAfter)), fmtBytes(r.perConn(r.RSSBefore, r.RSSAfter)),
+		fmtBytes(float64(r.GoBefore)), fmtBytes(float64(r.GoAfter)), fmtBytes(r.perConn(r.GoBefore, r.GoAfter)),
+		r.GorBefore, r.GorAfter, r.perConn(r.GorBefore, r.GorAfter))
+}
+
+// targets checks the figures against the project's goals.
+func targets(cfg *config, res *results) []string {
+	get := func(system string, clients, payload int) (point, string) {
+		if reason, ok := res.skipped[system]; ok {
+			return point{}, fmt.Sprintf("%s skipped: %s", system, oneLine(reason))
+		}
+		for _, p := range res.points {
+			if p.System == system && p.Clients == clients && p.Payload == payload {
+				if p.NA != "" {
+					return p, fmt.Sprintf("%s: %s", system, p.NA)
+				}
+				if p.Requests == 0 {
+					return p, fmt.Sprintf("%s answered no request", system)
+				}
+				return p, ""
+			}
+		}
+		return point{}, fmt.Sprintf("%s at %d clients, %d B not measured", system, clients, payload)
+	}
+	verdict := func(ok bool, pts ...point) string {
+		s := "**NOT met**"
+		if ok {
+			s = "**met**"
+		}
+		errs := 0
+		for _, p := range pts {
+			errs += p.Errors
+		}
+		if errs > 0 {
+			s += fmt.Sprintf(" (with %d errors in these points)", errs)
+		}
+		return s
+	}
+	var out []string
+	at := fmt.Sprintf("%d clients, %d B", scaleClients, scalePayload)
+
+	rp, rpWhy := get("revproxy", scaleClients, scalePayload)
+	nt, why := get("nats", scaleClients, scalePayload)
+	if why := firstNonEmpty(rpWhy, why); why != "" {
+		out = append(out, fmt.Sprintf("revproxy / nats throughput at %s (target ≥ 1.5×): n/a (%s)", at, why))
+	} else {
+		r := rp.RPS() / nt.RPS()
+		out = append(out, fmt.Sprintf("revproxy / nats throughput at %s: %s / %s req/s = %.2f× (target ≥ 1.5×): %s",
+			at, fmtRate(rp.RPS()), fmtRate(nt.RPS()), r, verdict(r >= 1.5, rp, nt)))
+		out = append(out, fmt.Sprintf("revproxy / nats p99 at %s: %s / %s = %.2f× (%s)",
+			at, fmtDur(rp.P99), fmtDur(nt.P99), float64(rp.P99)/float64(nt.P99), lowerHigher(rp.P99, nt.P99)))
+	}
+
+	rp1, why1 := get("revproxy", 1, scalePayload)
+	d1, why2 := get("direct", 1, scalePayload)
+	if why := firstNonEmpty(why1, why2); why != "" {
+		out = append(out, fmt.Sprintf("revproxy / direct p50 at 1 client, %d B (target ≤ 2.5×): n/a (%s)", scalePayload, why))
+	} else {
+		r := float64(rp1.P50) / float64(d1.P50)
+		out = append(out, fmt.Sprintf("revproxy / direct p50 at 1 client, %d B: %s / %s = %.2f× (target ≤ 2.5×): %s",
+			scalePayload, fmtDur(rp1.P50), fmtDur(d1.P50), r, verdict(r <= 2.5, rp1, d1)))
+	}
+
+	sd, why := get("seed", scaleClients, scalePayload)
+	if why := firstNonEmpty(rpWhy, why); why != "" {
+		out = append(out, fmt.Sprintf("revproxy / seed throughput at %s (target ≥ 20×): n/a (%s)", at, why))
+	} else {
+		r := rp.RPS() / sd.RPS()
+		out = append(out, fmt.Sprintf("revproxy / seed throughput at %s: %s / %s req/s = %.1f× (target ≥ 20×): %s",
+			at, fmtRate(rp.RPS()), fmtRate(sd.RPS()), r, verdict(r >= 20, rp, sd)))
+	}
+
+	if cfg.scale {
+		var two, most *scalePoint
+		for i := range res.scale {
+			sp := &res.scale[i]
+			if sp.servers == 2 {
+				two = sp
+			}
+			if most == nil || sp.servers > most.servers {
+				most = sp
+			}
+		}
+		switch {
+		case two == nil || most == nil || most.servers <= 2 || two.Requests == 0:
+			why := "the scale table lacks the points"
+			if res.scaleErr != "" {
+				why = oneLine(res.scaleErr)
+			}
+			out = append(out, fmt.Sprintf("many servers vs 2 servers throughput (target within 10%%): n/a (%s)", why))
+		default:
+			r := most.RPS()/two.RPS() - 1
+			out = append(out, fmt.Sprintf("%d servers vs 2 servers throughput at %s: %s vs %s req/s = %+.1f%% (target within 10%%): %s",
+				most.servers, at, fmtRate(most.RPS()), fmtRate(two.RPS()), 100*r, verdict(math.Abs(r) <= 0.10, most.point, two.point)))
+		}
+	}
+
+	if cfg.idle {
+		r := res.idle
+		if r == nil || r.RSSAfter == 0 {
+			out = append(out, fmt.Sprintf("bytes per idle connection (target ≤ 10 KiB): n/a (%s)", oneLine(res.idleErr)))
+		} else {
+			rss, gomem := r.perConn(r.RSSBefore, r.RSSAfter), r.perConn(r.GoBefore, r.GoAfter)
+			v := verdict(rss <= 10240 && gomem <= 10240)
+			if r.Errors > 0 {
+				v += fmt.Sprintf(" (%d of %d clients failed)", r.Errors, r.Conns)
+			}
+			out = append(out, fmt.Sprintf("bytes per idle connection, %d connections: %s by VmRSS, %s by Go runtime memory (target ≤ 10 KiB): %s",
+				r.Conns, fmtBytes(rss), fmtBytes(gomem), v))
+		}
+	}
+	return out
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func lowerHigher(a, b time.Duration) string {
+	switch {
+	case a < b:
+		return "revproxy lower"
+	case a > b:
+		return "revproxy higher"
+	}
+	return "equal"
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "–"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+// fmtRate writes a rate with thousands separators.
+func fmtRate(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func fmtSize(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%d KiB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func fmtBytes(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case a >= 1<<10:
+		return fmt.Sprintf("%.2f KiB", v/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", v)
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+// command is how this run was started, as a user would type it.
+func command() string {
+	args := []string{"go", "-C", "bench", "run", "."}
+	for _, a := range os.Args[1:] {
+		if strings.ContainsAny(a, " \t'\"$") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		args = append(args, a)
+	}
+	return strings.Join(args, " ")
+}
+
+// libraryVersion names the revproxy commit measured, from the git work tree
+// that holds dir, and says whether the library has uncommitted changes.
+func libraryVersion(dir string) string {
+	git := func(args ...string) (string, error) {
+		out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	commit, err := git("rev-parse", "--short", "HEAD")
+	if err != nil {
+		return ""
+	}
+	changed, err := git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)bench", ":(exclude,top)docs")
+	switch {
+	case err != nil:
+		return "commit " + commit
+	case changed != "":
+		return "commit " + commit + " with uncommitted changes to the library"
+	}
+	return "commit " + commit
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "CPU model unknown"
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "CPU model unknown"
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

@@ -1,0 +1,76 @@
+package revproxy
+
+import (
+	"context"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// pool runs handlers on at most max goroutines. Workers start as work
+// arrives and stay until the pool closes, so a busy server reuses them and
+// an idle one holds only as many as it once needed.
+type pool struct {
+	max     int32
+	jobs    chan job
+	running atomic.Int32
+	g       errgroup.Group
+}
+
+// job is one message for a handler, and where to send the reply.
+type job struct {
+	s      *Server
+	out    *outbox
+	m      *Message
+	quoted bool
+}
+
+func newPool(max int) *pool {
+	return &pool{max: int32(max), jobs: make(chan job)}
+}
+
+// submit hands j to an idle worker, starts a worker if there are fewer than
+// max, or waits for one. It reports false if ctx ended first.
+func (p *pool) submit(ctx context.Context, j job) bool {
+	select {
+	case p.jobs <- j:
+		return true
+	default:
+	}
+	if p.running.Add(1) <= p.max {
+		p.g.Go(func() error {
+			j.run(ctx)
+			for j := range p.jobs {
+				j.run(ctx)
+			}
+			return nil
+		})
+		return true
+	}
+	p.running.Add(-1)
+	select {
+	case p.jobs <- j:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// close stops the workers once they finish their jobs; nothing may be
+// submitted after it.
+func (p *pool) close() {
+	close(p.jobs)
+	p.g.Wait()
+}
+
+func (j job) run(ctx context.Context) {
+	reply := j.s.handle(ctx, j.m, logger(j.s.Logger))
+	reply.Seq = j.m.Seq
+	sendMessage(j.out, &reply, j.quoted)
+}
+
+// sendMessage queues m on out as one JSON line.
+func sendMessage(out *outbox, m *Message, quoted bool) error {
+	b := out.begin()
+	return out.end(append(appendMessage(b, m, quoted), '\n'))
+}

@@ -1,0 +1,212 @@
+package revproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/seed-c202d8a5/revproxy/internal/wire"
+)
+
+// serverLink is a multiplexed server's registration connection, which
+// carries its messages: each is tagged with a seq naming a slot that
+// remembers whom to answer, and the server answers in any order.
+type serverLink struct {
+	pc    *pconn
+	route *route
+
+	mu     sync.Mutex
+	slots  []slot
+	free   []int
+	closed bool
+}
+
+// slot is one message a server link waits to have answered.
+type slot struct {
+	client *pconn
+	seq    uint64 // the client's tag; 0 when it waits in order
+	quoted bool   // the client writes numbers as strings
+	busy   bool
+	gen    uint32 // distinguishes the slot's successive messages
+	srcid  []byte // the client's raw id, for an error message
+}
+
+// tag and untag map a slot to the seq sent to the server and back.
+func tag(idx int, gen uint32) uint64 { return uint64(gen)<<32 | uint64(idx+1) }
+
+func untag(seq uint64) (idx int, gen uint32) { return int(uint32(seq)) - 1, uint32(seq >> 32) }
+
+// serveLink registers a multiplexed server and relays its answers until the
+// connection ends; then the server leaves the table and the messages it has
+// not answered get error messages.
+func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.Logger) {
+	l := &serverLink{pc: pc}
+	r, err := p.register(pc, m, l)
+	if err != nil {
+		pc.refuse(log, err.Error())
+		return
+	}
+	defer l.close(p, log)
+	for {
+		if err := readFrame(pc.r, &pc.fr); err != nil {
+			if !isClosed(err) {
+				log.Warn("Server link failed", "server", r.id, "err", err)
+			}
+			return
+		}
+		switch pc.fr.typ {
+		case TypeReply, TypeError:
+			l.deliver(ctx, &pc.fr, log)
+		default:
+			log.Warn("Unexpected message from server", "server", r.id, "type", pc.fr.typ)
+			return
+		}
+	}
+}
+
+// forward queues the data message fr from client to the server and reports
+// whether it could: false when the link has closed.
+func (l *serverLink) forward(client *pconn, fr *frame) bool {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	var idx int
+	if n := len(l.free); n > 0 {
+		idx = l.free[n-1]
+		l.free = l.free[:n-1]
+	} else {
+		idx = len(l.slots)
+		l.slots = append(l.slots, slot{})
+	}
+	s := &l.slots[idx]
+	s.client, s.seq, s.quoted, s.busy = client, fr.seq, fr.quoted, true
+	s.gen = (s.gen + 1) & 0x7fffffff // keeps the tag below 1<<63
+	if s.gen == 0 {
+		s.gen = 1
+	}
+	s.srcid = append(s.srcid[:0], fr.f[wire.KeySrcID]...)
+	seq := tag(idx, s.gen)
+	l.mu.Unlock()
+
+	b := l.pc.out.begin()
+	l.pc.out.end(append(appendData(b, fr, seq, l.route.quoted), '\n'))
+	return true
+}
+
+// deliver relays a server's answer to the client waiting for it.
+func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
+	idx, gen := untag(fr.seq)
+	l.mu.Lock()
+	if idx < 0 || idx >= len(l.slots) || !l.slots[idx].busy || l.slots[idx].gen != gen {
+		l.mu.Unlock()
+		log.Warn("Answer for no waiting message", "server", l.route.id, "seq", fr.seq)
+		return
+	}
+	s := &l.slots[idx]
+	client, seq, quoted := s.client, s.seq, s.quoted
+	s.client, s.busy = nil, false
+	l.free = append(l.free, idx)
+	l.mu.Unlock()
+	if log.Enabled(ctx, slog.LevelDebug) {
+		log.Debug("Received a reply", "server", l.route.id, "client", decodeText(fr.f[wire.KeyDestID]),
+			"payload", decodeText(fr.f[wire.KeyPayload]))
+	}
+	client.answerFrame(fr, seq, quoted)
+}
+
+// close takes the server out of the table and answers every message it
+// still owes with an error: it may or may not have handled them.
+func (l *serverLink) close(p *Proxy, log *slog.Logger) {
+	if p.table.remove(l.route) {
+		log.Info("Server left", "id", l.route.id, "policy", l.route.policy)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	text := "server " + l.route.id + " went away before answering"
+	for i := range l.slots {
+		s := &l.slots[i]
+		if !s.busy {
+			continue
+		}
+		m := &Message{Type: TypeError, SrcID: proxyID, DestID: decodeText(s.srcid),
+			PayloadSize: PayloadLen(text), Payload: text, Code: codeUnavailable}
+		s.client.answerMessage(m, s.seq, s.quoted)
+		s.client, s.busy = nil, false
+	}
+}
+
+// errDial marks a failure to connect: the message was not sent.
+var errDial = errors.New("cannot connect")
+
+// dialServer connects to a server that takes one message per connection.
+func (p *Proxy) dialServer(ctx context.Context, r *route) (net.Conn, error) {
+	d := net.Dialer{Timeout: p.dialTimeout()}
+	c, err := d.DialContext(ctx, "tcp", r.addr)
+	if err != nil {
+		return nil, fmt.Errorf("server %s at %s: %w: %v", r.id, r.addr, errDial, err)
+	}
+	return c, nil
+}
+
+// exchange sends the data message in pc.fr over c, a new connection to a
+// legacy server, and queues the answer for the client: in this goroutine
+// for an untagged message, in a goroutine of its own for a tagged one.
+func (p *Proxy) exchange(ctx context.Context, pc *pconn, r *route, c net.Conn, log *slog.Logger) {
+	m, err := pc.fr.message() // a copy: the frame is reused by the next read
+	if err != nil {
+		c.Close()
+		pc.answerError(&pc.fr, codeBadMessage, err.Error())
+		return
+	}
+	seq, quoted := m.Seq, pc.fr.quoted
+	m.Seq = 0
+	run := func() {
+		defer c.Close()
+		pc.answerMessage(p.exchangeOn(ctx, c, r, m, log), seq, quoted)
+	}
+	if seq == 0 {
+		run()
+		return
+	}
+	pc.legacy.Add(1)
+	go func() {
+		defer pc.legacy.Done()
+		run()
+	}()
+}
+
+// exchangeOn does one message on c, as the homework's servers expect: send,
+// read one answer. It returns the answer, or an error message for the
+// client: once written, a message is not sent again, as it may have been
+// handled.
+func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *route, m *Message, log *slog.Logger) *Message {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	fail := func(err error) *Message {
+		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)
+		return errorMessage(proxyID, m, codeUnavailable, err.Error())
+	}
+	l := newLink(c, r.quoted)
+	if err := l.write(m); err != nil {
+		return fail(fmt.Errorf("server %s: %w", r.id, err))
+	}
+	c.SetReadDeadline(time.Now().Add(p.serverTimeout()))
+	reply := new(Message)
+	if err := l.read(reply); err != nil {
+		return fail(fmt.Errorf("server %s sent no answer: %w", r.id, err))
+	}
+	if reply.Type != TypeReply && reply.Type != TypeError {
+		return fail(fmt.Errorf("server %s answered with a %s message", r.id, reply.Type))
+	}
+	if log.Enabled(ctx, slog.LevelDebug) {
+		log.Debug("Received a reply", "server", r.id, "client", reply.DestID, "payload", reply.Payload)
+	}
+	return reply
+}
