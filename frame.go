@@ -102,11 +102,23 @@ func appendRawText(dst, raw []byte) []byte {
 
 // appendRawID appends a raw id as appendID would append its decoded text.
 func appendRawID(dst, raw []byte, quoted bool) []byte {
-	if len(raw) > 0 && raw[0] == '"' && wire.Plain(raw[1:len(raw)-1]) {
+	if len(raw) == 0 {
+		return append(dst, `""`...)
+	}
+	switch c := raw[0]; {
+	case c == '"' && wire.Plain(raw[1:len(raw)-1]):
 		if inner := raw[1 : len(raw)-1]; !quoted && isPlainInt(inner) {
 			return append(dst, inner...)
 		}
 		return append(dst, raw...)
+	case c == '-' || c >= '0' && c <= '9' || c == 't' || c == 'f':
+		// A number, true or false: nothing in it needs escaping.
+		if !quoted && isPlainInt(raw) {
+			return append(dst, raw...)
+		}
+		dst = append(dst, '"')
+		dst = append(dst, raw...)
+		return append(dst, '"')
 	}
 	return appendID(dst, decodeText(raw), quoted)
 }

@@ -1,30 +1,56 @@
 package revproxy
 
 import (
-	"context"
+	"errors"
 	"net"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // maxIdleBuffer is the largest write buffer an outbox keeps between writes.
 const maxIdleBuffer = 64 << 10
 
 // outbox is a connection's write side. Messages are appended to a queue
-// under a lock, and one writer at a time writes everything queued in a single
-// Write: under load many messages share a system call, and when the queue
-// drains the writer stops. The writer is either the caller that found the
-// outbox idle (callers then wait for their own writes, which is the back
-// pressure a client or server wants), or, after start, a goroutine of the
-// outbox's own (so that a slow peer delays no one else, as the proxy needs).
+// under a lock, and one writer at a time writes everything queued: under
+// load many messages share a system call, and when the queue drains the
+// writer stops. The writer is whichever caller found the outbox idle.
+//
+// A blocking outbox's writer waits for its writes, which is the back
+// pressure a client or server wants. A non-blocking one, as the proxy uses,
+// writes only what the socket takes at once and leaves the rest to a
+// goroutine that lives until the queue drains, so that a slow peer delays no
+// one else and an idle connection has no goroutine writing for it.
 type outbox struct {
-	conn net.Conn
+	conn     net.Conn
+	raw      syscall.RawConn // for non-blocking writes; nil if the conn has none
+	nonblock bool
 
 	mu      sync.Mutex
 	buf     []byte // the queue
 	spare   []byte // the buffer last written, reused for the next queue
 	writing bool
 	err     error
-	wake    chan struct{} // set by start: signals the writer goroutine
+	rest    sync.WaitGroup // the goroutine finishing a write the socket could not take
+
+	// try's arguments and results, so that the function passed to the raw
+	// conn is made once, not at every write.
+	tryBuf []byte
+	tryN   int
+	tryErr error
+	tryFn  func(fd uintptr) bool
+}
+
+// newNonblockingOutbox returns an outbox whose writers never wait for c.
+func newNonblockingOutbox(c net.Conn) *outbox {
+	o := &outbox{conn: c, nonblock: true}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			o.raw = raw
+			o.tryFn = o.tryOnFD
+		}
+	}
+	return o
 }
 
 // begin locks the outbox and returns the queue to append to; end must follow.
@@ -43,41 +69,38 @@ func (o *outbox) end(b []byte) error {
 		o.mu.Unlock()
 		return err
 	}
-	if o.wake != nil {
-		o.mu.Unlock()
-		select {
-		case o.wake <- struct{}{}:
-		default:
-		}
-		return nil
-	}
 	if o.writing {
 		o.mu.Unlock()
 		return nil
 	}
 	o.writing = true
-	return o.flush()
+	return o.flush(!o.nonblock)
 }
 
 // flush writes the queue until it is empty. It is called with the lock held
-// and writing set, and returns with the lock released.
-func (o *outbox) flush() error {
+// and writing set, and returns with the lock released. Unless block is set,
+// the part of a batch the socket does not take at once goes to a goroutine,
+// which goes on flushing.
+func (o *outbox) flush(block bool) error {
 	for len(o.buf) > 0 && o.err == nil {
 		batch := o.buf
 		o.buf = o.spare[:0]
+		o.spare = nil // it is the queue now; batch becomes the spare below
 		o.mu.Unlock()
-		_, err := o.conn.Write(batch)
+		var err error
+		if block {
+			_, err = o.conn.Write(batch)
+		} else {
+			var n int
+			n, err = o.try(batch)
+			if errors.Is(err, errWouldBlock) {
+				o.rest.Add(1)
+				go o.finish(batch, n)
+				return nil
+			}
+		}
 		o.mu.Lock()
-		// batch becomes the spare, unless it is too large to keep; the old
-		// spare is now the queue and must not be handed out twice.
-		o.spare = nil
-		if cap(batch) <= maxIdleBuffer {
-			o.spare = batch
-		}
-		if err != nil {
-			o.err = err
-			o.conn.Close()
-		}
+		o.recycle(batch, err)
 	}
 	o.writing = false
 	err := o.err
@@ -85,23 +108,59 @@ func (o *outbox) flush() error {
 	return err
 }
 
-// start makes a goroutine of g the outbox's writer until ctx is done.
-func (o *outbox) start(ctx context.Context, spawn func(func() error)) {
-	o.wake = make(chan struct{}, 1)
-	spawn(func() error {
-		for {
-			select {
-			case <-o.wake:
-			case <-ctx.Done():
-				return nil
-			}
-			o.mu.Lock()
-			o.writing = true
-			if o.flush() != nil {
-				return nil
-			}
-		}
-	})
+// finish writes batch[n:], waiting as long as it takes, then flushes what
+// was queued meanwhile.
+func (o *outbox) finish(batch []byte, n int) {
+	defer o.rest.Done()
+	_, err := o.conn.Write(batch[n:])
+	o.mu.Lock()
+	o.recycle(batch, err)
+	o.flush(true)
+}
+
+// recycle keeps a written batch for reuse and records a write error.
+func (o *outbox) recycle(batch []byte, err error) {
+	if cap(batch) <= maxIdleBuffer {
+		o.spare = batch
+	}
+	if err != nil && o.err == nil {
+		o.err = err
+		o.conn.Close()
+	}
+}
+
+// errWouldBlock: the socket took only part of a write, or none.
+var errWouldBlock = errors.New("write would block")
+
+// try writes as much of p as the socket takes without waiting.
+func (o *outbox) try(p []byte) (int, error) {
+	if o.raw == nil {
+		return 0, errWouldBlock
+	}
+	o.tryBuf, o.tryN, o.tryErr = p, 0, nil
+	if err := o.raw.Write(o.tryFn); err != nil {
+		return 0, err
+	}
+	n, err := o.tryN, o.tryErr
+	o.tryBuf = nil
+	if err == nil && n < len(p) {
+		err = errWouldBlock
+	}
+	return n, err
+}
+
+// drain gives what is queued up to timeout to be written, for an error
+// message sent just before the connection closes.
+func (o *outbox) drain(timeout time.Duration) {
+	o.conn.SetWriteDeadline(time.Now().Add(timeout))
+	o.rest.Wait()
+	o.mu.Lock()
+	if o.writing {
+		o.mu.Unlock()
+		return
+	}
+	o.writing = true
+	o.flush(true)
 }
 
 // fail ends the outbox with err unless it has ended already.

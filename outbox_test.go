@@ -30,7 +30,7 @@ func TestOutboxLargeBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := &outbox{conn: c}
-	const writers, lines = 8, 200
+	const writers, lines = 4, 40
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Add(1)

@@ -12,20 +12,18 @@ import (
 )
 
 // pconn is a connection the proxy accepted: its reader, the frame last read,
-// and an outbox written by a goroutine of its own.
+// and its outbox, which never makes a writer wait.
 type pconn struct {
 	conn   net.Conn
 	r      *wire.Reader
 	fr     frame
-	out    outbox
+	out    *outbox
 	done   chan struct{}  // signals the answer to a message without seq
 	legacy sync.WaitGroup // exchanges with legacy servers under way
 }
 
 func newPconn(c net.Conn) *pconn {
-	pc := &pconn{conn: c, r: wire.NewReader(c, defaultMaxMessage), done: make(chan struct{}, 1)}
-	pc.out.conn = c
-	return pc
+	return &pconn{conn: c, r: wire.NewReader(c, defaultMaxMessage), out: newNonblockingOutbox(c), done: make(chan struct{}, 1)}
 }
 
 // readFrame reads and decodes the next frame. Input that is not a message
@@ -146,13 +144,6 @@ func (pc *pconn) answered(seq uint64) {
 		default:
 		}
 	}
-}
-
-// flush writes what is still queued, once the writer goroutine has stopped.
-func (pc *pconn) flush() {
-	pc.out.mu.Lock()
-	pc.out.writing = true
-	pc.out.flush()
 }
 
 // wrapWireError marks framing errors as bad input.

@@ -15,6 +15,10 @@ import (
 // proxyID is the srcid of error messages the proxy itself sends.
 const proxyID = "proxy"
 
+// drainTimeout bounds the writing of what is queued for a connection that
+// is closing.
+const drainTimeout = 5 * time.Second
+
 // Proxy is the reverse proxy: servers register with it, clients send it data
 // messages, and it forwards each to a server of the message's policy, round
 // robin, and relays the answer. The zero Proxy is ready to use; its fields
@@ -79,14 +83,9 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	log := logger(p.Logger)
 	pc := newPconn(c)
-	var g errgroup.Group
-	wctx, stop := context.WithCancel(ctx)
-	pc.out.start(wctx, g.Go)
 	defer func() {
 		pc.legacy.Wait()
-		stop()
-		g.Wait()
-		pc.flush() // what was queued last, such as an error message
+		pc.out.drain(drainTimeout) // what was queued last, such as an error message
 	}()
 
 	if err := p.read(pc, log); err != nil {
