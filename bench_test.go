@@ -204,3 +204,48 @@ func BenchmarkEndToEnd(b *testing.B) {
 	cancel()
 	wg.Wait()
 }
+
+// BenchmarkServers runs 32 clients, each with its own connection, against
+// a policy served by 2 or 1000 Servers, as the bench's scale test does.
+func BenchmarkServers(b *testing.B) {
+	for _, n := range []int{1, 2, 1000} {
+		b.Run(fmt.Sprintf("servers=%d", n), func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			p := &Proxy{}
+			ln, _ := net.Listen("tcp", "127.0.0.1:0")
+			var wg sync.WaitGroup
+			start := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+			start(func() { p.Serve(ctx, ln) })
+			for i := range n {
+				s := &Server{ID: strconv.Itoa(i), Policy: "PP_1", ProxyAddr: ln.Addr().String()}
+				start(func() { s.Serve(ctx, nil) })
+			}
+			for len(p.Servers("PP_1")) < n {
+			}
+			clients := make(chan *Client, 32)
+			for range 32 {
+				clients <- &Client{ID: "50", ProxyAddr: ln.Addr().String()}
+			}
+			payload := strings.Repeat("x", 64)
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				c := <-clients
+				defer func() { clients <- c }()
+				for pb.Next() {
+					if _, err := c.Send(ctx, "PP_1", payload); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			for range 32 {
+				(<-clients).Close()
+			}
+			cancel()
+			wg.Wait()
+		})
+	}
+}

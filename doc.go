@@ -33,17 +33,25 @@
 // as one line of compact JSON and reads any sequence of objects, with or
 // without white space between them. There are four message types ([Type]):
 //
-//	data  (0) client → proxy → server  {"type":0,"srcid":50,"privPoliId":"PP_1","payloadsize":5,"payload":"hello"}
-//	setup (1) server → proxy           {"type":1,"id":100,"privPolyId":"PP_1","privPoliId":"PP_1","listenport":124,"hold":true}
-//	reply (2) server → proxy → client  {"type":2,"srcid":100,"destid":50,"payloadsize":40,"payload":"aaf4c6…"}
+//	data  (0) client → proxy → server  {"type":0,"srcid":50,"privPoliId":"PP_1","payloadsize":5,"payload":"hello","seq":1}
+//	setup (1) server → proxy           {"type":1,"id":100,"privPolyId":"PP_1","privPoliId":"PP_1","listenport":124,"hold":true,"mux":true}
+//	reply (2) server → proxy → client  {"type":2,"srcid":100,"destid":50,"payloadsize":40,"payload":"aaf4c6…","seq":1}
 //	error (3) proxy or server → client {"type":3,"srcid":"proxy","destid":50,"payloadsize":25,"payload":"no server for policy PP_9","code":"no_server"}
 //
-// The proxy opens a connection to a server's listen port for each message,
-// on the host the registration came from, and reads one answer. A client
-// may send many messages on its connection and gets the answers in order.
-// When no server serves a policy, or none of its servers can be reached, the
-// client gets an error message at once; a [Client] returns it as a
-// [*RemoteError] that matches [ErrNoServer] or [ErrUnavailable].
+// The homework's peers work one message at a time: a client waits for each
+// answer, and the proxy opens a connection to a server's listen port for
+// each message. Between revproxy's own roles, two optional fields do better.
+// "seq" tags a data message, and its answer carries the same tag, so answers
+// may come back out of order and one [Client] connection carries many
+// concurrent Sends. "mux" in a setup message asks the [Proxy] to send the
+// server its messages over the registration connection, tagged with seq: the
+// server needs no listen port, and the proxy no connection per message.
+//
+// When no server serves a policy, or none of its servers can take the
+// message, the client gets an error message at once; a [Client] returns it
+// as a [*RemoteError] that matches [ErrNoServer] or [ErrUnavailable]. A
+// message is never sent twice: if its server fails after taking it, the
+// client gets [ErrUnavailable].
 //
 // # Compatibility
 //
@@ -61,7 +69,9 @@
 //     the connection open, and its closing deregisters the server.
 //   - Registering an id again replaces the earlier entry, keeping its place
 //     in the rotation when the policy is the same.
-//   - "hold" and "code" are revproxy's extensions; other peers ignore them.
+//   - Untagged messages are answered in order, one at a time.
+//   - "hold", "mux", "seq" and "code" are revproxy's extensions; other peers
+//     ignore them.
 //
 // # Errors
 //

@@ -162,3 +162,26 @@ func ExampleHandlerFunc() {
 	// desserts
 	// revproxy: error from 7: empty payload
 }
+
+// ExampleServer_Serve runs a server with no listener: a revproxy Proxy sends
+// it messages over the connection it registered on, so it needs no open
+// port and can sit behind NAT.
+func ExampleServer_Serve() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	proxy := &revproxy.Proxy{}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go proxy.Serve(ctx, ln)
+
+	server := &revproxy.Server{ID: "100", Policy: "PP_1", ProxyAddr: ln.Addr().String()}
+	go server.Serve(ctx, nil)
+	for len(proxy.Servers("PP_1")) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+
+	client := &revproxy.Client{ID: "50", ProxyAddr: ln.Addr().String()}
+	defer client.Close()
+	reply, _ := client.Send(ctx, "PP_1", "hello")
+	fmt.Println(reply.SrcID, revproxy.VerifySHA1("hello", reply) == nil)
+	// Output: 100 true
+}

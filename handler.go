@@ -10,7 +10,9 @@ import (
 
 // Handler answers the data messages a [Server] receives. ServeMessage returns
 // the reply's payload; a non-nil error is sent to the client as an error
-// message (see [ErrHandler]) instead of a reply. Handlers run concurrently.
+// message (see [ErrHandler]) instead of a reply. Handlers run concurrently,
+// up to the Server's MaxHandlers. A handler must return once ctx is done:
+// the Server's Serve waits for running handlers before it returns.
 type Handler interface {
 	ServeMessage(ctx context.Context, m *Message) (string, error)
 }

@@ -11,27 +11,17 @@ import (
 // defaultMaxMessage bounds what a reader buffers for one message.
 const defaultMaxMessage = 1 << 20
 
-// link is one connection with its message reader, a reused write buffer and
-// the way to write numbers. Reads and writes may run in two goroutines;
-// neither is safe for more.
+// link is a connection used for one exchange at a time, as the proxy uses
+// a legacy server's: a message reader and a reused write buffer.
 type link struct {
 	conn   net.Conn
 	r      *wire.Reader
 	wbuf   []byte
 	quoted bool // write numbers as strings
-	mirror bool // set quoted from each message read, to answer in kind
 }
 
 func newLink(c net.Conn, quoted bool) *link {
 	return &link{conn: c, r: wire.NewReader(c, defaultMaxMessage), quoted: quoted}
-}
-
-// newMirrorLink returns a link that answers each peer the way it writes.
-// Its reads and writes must not run concurrently.
-func newMirrorLink(c net.Conn, quoted bool) *link {
-	l := newLink(c, quoted)
-	l.mirror = true
-	return l
 }
 
 // read decodes the next message into m. Input that is not a message
@@ -41,14 +31,8 @@ func (l *link) read(m *Message) error {
 	if err != nil {
 		return wrapWireError(err)
 	}
-	quoted, err := decodeMessage(data, m)
-	if err != nil {
-		return err
-	}
-	if l.mirror {
-		l.quoted = quoted
-	}
-	return nil
+	_, err = decodeMessage(data, m)
+	return err
 }
 
 // inStep reports whether the stream can go on after err from read: true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -238,5 +239,50 @@ func TestServerListenerMustBeTCP(t *testing.T) {
 	}
 	if err := (&Server{ID: "1", Policy: "P", ProxyAddr: "x:1", Legacy: true}).Serve(testContext(t), nil); !errors.Is(err, ErrConfig) {
 		t.Errorf("Legacy Serve without listener = %v, want ErrConfig", err)
+	}
+}
+
+// TestSlowClientDelaysNoOne: a client that sends a lot and never reads its
+// answers must not stall another client served by the same server link.
+func TestSlowClientDelaysNoOne(t *testing.T) {
+	p, addr := startProxy(t)
+	echo := HandlerFunc(func(_ context.Context, m *Message) (string, error) { return m.Payload, nil })
+	startServerNoListener(t, p, &Server{ID: "1", Policy: "ECHO", ProxyAddr: addr, Handler: echo})
+
+	stuck, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	big := strings.Repeat("x", 32<<10)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := 1; i <= 800; i++ { // 25 MiB of answers that nobody reads
+			msg := fmt.Sprintf(`{"type":0,"srcid":"9","privPoliId":"ECHO","payload":"%s","seq":%d}`, big, i)
+			if _, err := io.WriteString(stuck, msg); err != nil {
+				return
+			}
+		}
+	}()
+	// By now the stuck client's socket is full: either all was sent, or
+	// the proxy stopped reading it.
+	select {
+	case <-sent:
+	case <-time.After(2 * time.Second):
+	}
+
+	c := newClient(t, addr, "50")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range 20 {
+		payload := fmt.Sprint("still served ", i)
+		reply, err := c.Send(ctx, "ECHO", payload)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if reply.Payload != payload {
+			t.Fatalf("message %d: got %q", i, reply.Payload)
+		}
 	}
 }

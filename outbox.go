@@ -90,16 +90,21 @@ func (o *outbox) flush(block bool) error {
 		var err error
 		if block {
 			_, err = o.conn.Write(batch)
+			o.mu.Lock()
 		} else {
 			var n int
 			n, err = o.try(batch)
+			o.mu.Lock()
 			if errors.Is(err, errWouldBlock) {
-				o.rest.Add(1)
-				go o.finish(batch, n)
-				return nil
+				if o.err == nil { // decided under the lock drain takes
+					o.rest.Add(1)
+					o.mu.Unlock()
+					go o.finish(batch, n)
+					return nil
+				}
+				err = nil // ended meanwhile: the rest is dropped
 			}
 		}
-		o.mu.Lock()
 		o.recycle(batch, err)
 	}
 	o.writing = false
@@ -150,17 +155,23 @@ func (o *outbox) try(p []byte) (int, error) {
 }
 
 // drain gives what is queued up to timeout to be written, for an error
-// message sent just before the connection closes.
+// message sent just before the connection closes, and then ends the outbox:
+// later writers, such as a late answer for a client that has gone, write
+// nothing and start no goroutine.
 func (o *outbox) drain(timeout time.Duration) {
 	o.conn.SetWriteDeadline(time.Now().Add(timeout))
 	o.rest.Wait()
 	o.mu.Lock()
-	if o.writing {
-		o.mu.Unlock()
-		return
+	if !o.writing {
+		o.writing = true
+		o.flush(true)
+		o.mu.Lock()
 	}
-	o.writing = true
-	o.flush(true)
+	if o.err == nil {
+		o.err = net.ErrClosed
+	}
+	o.mu.Unlock()
+	o.rest.Wait()
 }
 
 // fail ends the outbox with err unless it has ended already.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestOutboxLargeBatches writes batches larger than the buffer an outbox
@@ -66,4 +67,57 @@ func TestOutboxLargeBatches(t *testing.T) {
 	if seen != writers*lines {
 		t.Errorf("got %d lines, want %d", seen, writers*lines)
 	}
+}
+
+// TestNonblockingOutboxNeverWaits queues far more than the socket buffers
+// hold for a peer that is not reading: no writer may wait, and once the
+// peer reads, every byte arrives in order.
+func TestNonblockingOutboxNeverWaits(t *testing.T) {
+	ln := listen(t)
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	o := newNonblockingOutbox(c)
+
+	const chunks, size = 256, 32 << 10 // 8 MiB
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := range chunks {
+			b := o.begin()
+			b = append(b, bytes.Repeat([]byte{byte(i)}, size)...)
+			if err := o.end(b); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a writer waited for a peer that does not read")
+	}
+
+	got := make([]byte, chunks*size)
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	for i := range chunks {
+		chunk := got[i*size : (i+1)*size]
+		if bytes.Count(chunk, []byte{byte(i)}) != size {
+			t.Fatalf("chunk %d arrived mixed or out of order", i)
+		}
+	}
+	o.drain(time.Second)
+	if err := o.end(append(o.begin(), "late"...)); err == nil {
+		t.Error("a drained outbox accepted a write")
+	}
+	c.Close()
 }

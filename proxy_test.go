@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/seed-c202d8a5/revproxy/internal/wire"
 )
 
 // TestRoundRobinOverTCP runs the homework's example end to end: servers 1 and
@@ -219,13 +221,14 @@ func TestLegacyClient(t *testing.T) {
 	io.WriteString(c, `{"type": "0", "srcid": "50", "privPoliId": "PP_1", "payloadsize": "3", "payload": "one"}`+
 		`{"type": "0", "srcid": "50", "privPolyId": "PP_1", "payloadsize": "3", "payload": "two", "extra": [1, 2]}`)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	l := newMirrorLink(c, false)
+	r := wire.NewReader(c, 1<<20)
 	for _, payload := range []string{"one", "two"} {
 		var m Message
-		if err := l.read(&m); err != nil {
+		quoted, err := readMessage(r, &m)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if !l.quoted {
+		if !quoted {
 			t.Errorf("%s: reply type not written as a string", payload)
 		}
 		if err := VerifySHA1(payload, &m); err != nil {

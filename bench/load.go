@@ -20,8 +20,8 @@ type point struct {
 	System   string
 	Clients  int
 	Payload  int
-	NA       string // why the point did not run; empty when it did
-	Requests int    // answered and verified in the window
+	Round    int // 1 for the first round of this point
+	Requests int // answered and verified in the window
 	Errors   int    // failed or wrong answers, warm-up included
 	FirstErr string
 	Window   time.Duration

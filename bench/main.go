@@ -27,8 +27,9 @@ import (
 
 // config is what one run measures.
 type config struct {
-	duration  time.Duration // measured window per point
+	duration  time.Duration // measured window per round of a point
 	warmup    time.Duration // before each window, not counted
+	repeat    int           // rounds per point
 	quick     bool
 	systems   []string // main-table systems, in report order
 	scale     bool     // run the server-count table
@@ -48,8 +49,9 @@ const (
 
 func main() {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	duration := fs.Duration("duration", 2*time.Second, "measured time per point (a 300ms warm-up comes before each)")
-	quick := fs.Bool("quick", false, "fewer, shorter points, for a smoke test (-duration defaults to 300ms)")
+	duration := fs.Duration("duration", 2*time.Second, "measured time per round of a point (a 300ms warm-up comes before each)")
+	repeat := fs.Int("repeat", 3, "rounds per point; the report gives medians and the req/s range (-quick: 1)")
+	quick := fs.Bool("quick", false, "fewer, shorter points, for a smoke test (-duration defaults to 300ms, -repeat to 1)")
 	systems := fs.String("systems", strings.Join(defaultSystems(), ","), "comma-separated list of what to run")
 	out := fs.String("out", "", "directory for bench.md and throughput.svg (none: report on stdout only)")
 	testdata := fs.String("testdata", filepath.Join("..", "testdata"), "directory of the Python seed proxy and servers")
@@ -83,6 +85,7 @@ func main() {
 	cfg := &config{
 		duration:  *duration,
 		warmup:    300 * time.Millisecond,
+		repeat:    *repeat,
 		quick:     *quick,
 		out:       *out,
 		testdata:  *testdata,
@@ -101,14 +104,17 @@ func main() {
 		if !set["idle-conns"] {
 			cfg.idleConns = 1000
 		}
+		if !set["repeat"] {
+			cfg.repeat = 1
+		}
 	}
 	if err := cfg.setSystems(*systems); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		fs.Usage()
 		os.Exit(2)
 	}
-	if cfg.duration <= 0 || cfg.idleConns <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: -duration and -idle-conns must be positive")
+	if cfg.duration <= 0 || cfg.idleConns <= 0 || cfg.repeat <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -duration, -repeat and -idle-conns must be positive")
 		os.Exit(2)
 	}
 
@@ -157,10 +163,10 @@ func (cfg *config) setSystems(list string) error {
 type results struct {
 	started  time.Time
 	elapsed  time.Duration
-	points   []point
+	points   []stat            // main table, by clients then payload
 	skipped  map[string]string // system → why it did not run
 	versions []string
-	scale    []scalePoint
+	scale    []scalePoint // by server count
 	scaleErr string
 	idle     *idleResult
 	idleErr  string
@@ -170,7 +176,7 @@ type results struct {
 
 type scalePoint struct {
 	servers int
-	point
+	stat
 }
 
 func run(ctx context.Context, cfg *config) error {
@@ -185,60 +191,9 @@ func run(ctx context.Context, cfg *config) error {
 	if _, err := raiseNoFile(); err != nil {
 		return fmt.Errorf("raise the open-file limit: %w", err)
 	}
-	for _, sys := range allSystems {
-		if !slices.Contains(cfg.systems, sys.name) || ctx.Err() != nil {
-			continue
-		}
-		// A fresh system for each client count keeps the points apart: a
-		// failure at one cannot spill into the next.
-		for _, n := range cfg.clients {
-			if ctx.Err() != nil {
-				break
-			}
-			progress("%s: starting for %d clients", sys.name, n)
-			e, err := sys.start(ctx, cfg)
-			if skip := (*skipError)(nil); errors.As(err, &skip) {
-				res.skipped[sys.name] = err.Error()
-				progress("%s: skipped: %v", sys.name, err)
-				break
-			}
-			var pts []point
-			if err != nil {
-				for _, size := range cfg.payloads {
-					pts = append(pts, point{Clients: n, Payload: size, Errors: 1, FirstErr: "setup: " + err.Error()})
-				}
-			} else {
-				if e.version != "" && !slices.Contains(res.versions, e.version) {
-					res.versions = append(res.versions, e.version)
-				}
-				pts = measure(ctx, cfg, e, n, cfg.payloads)
-				e.close()
-			}
-			for _, p := range pts {
-				p.System = sys.name
-				res.points = append(res.points, p)
-				progress("%s", p.summary())
-			}
-		}
-	}
-
+	runMain(ctx, cfg, res)
 	if cfg.scale && ctx.Err() == nil {
-		for _, n := range cfg.servers {
-			progress("scale: %d servers", n)
-			e, err := startRevproxy(ctx, false, n)
-			if err != nil {
-				res.scaleErr = fmt.Sprintf("%d servers: %v", n, err)
-				break
-			}
-			p := measure(ctx, cfg, e, scaleClients, []int{scalePayload})[0]
-			e.close()
-			p.System = fmt.Sprintf("revproxy, %d servers", n)
-			res.scale = append(res.scale, scalePoint{n, p})
-			progress("%s", p.summary())
-			if ctx.Err() != nil {
-				break
-			}
-		}
+		runScale(ctx, cfg, res)
 	}
 
 	if cfg.idle && ctx.Err() == nil {
@@ -283,9 +238,103 @@ func run(ctx context.Context, cfg *config) error {
 	return nil
 }
 
-// measure opens n clients on e and runs one point per payload size.
-func measure(ctx context.Context, cfg *config, e *env, n int, payloads []int) []point {
-	var pts []point
+// runMain measures the main table. For each clients × payload point it
+// runs cfg.repeat rounds; a round measures every system once, one after the
+// other, each started afresh, in an order rotated by one each round. A slow
+// phase of the machine so hits every system alike, and the rounds of one
+// point are minutes apart at most.
+func runMain(ctx context.Context, cfg *config, res *results) {
+	var active []system
+	for _, sys := range allSystems {
+		if slices.Contains(cfg.systems, sys.name) {
+			active = append(active, sys)
+		}
+	}
+	for _, n := range cfg.clients {
+		for _, size := range cfg.payloads {
+			rounds := map[string][]point{}
+			for r := range cfg.repeat {
+				for _, sys := range rotate(active, r) {
+					if ctx.Err() != nil {
+						return
+					}
+					if _, skipped := res.skipped[sys.name]; skipped || sys.unsupported[size] != "" {
+						continue
+					}
+					progress("%s: %d clients, %s, round %d of %d", sys.name, n, fmtSize(size), r+1, cfg.repeat)
+					e, err := sys.start(ctx, cfg)
+					if skip := (*skipError)(nil); errors.As(err, &skip) {
+						res.skipped[sys.name] = err.Error()
+						progress("%s: skipped: %v", sys.name, err)
+						continue
+					}
+					var p point
+					if err != nil {
+						p = point{Clients: n, Payload: size, Errors: 1, FirstErr: "setup: " + err.Error()}
+					} else {
+						if e.version != "" && !slices.Contains(res.versions, e.version) {
+							res.versions = append(res.versions, e.version)
+						}
+						p = measure(ctx, cfg, e, n, size)
+						e.close()
+					}
+					p.System, p.Round = sys.name, r+1
+					rounds[sys.name] = append(rounds[sys.name], p)
+					progress("%s", p.summary())
+				}
+			}
+			for _, sys := range active {
+				switch {
+				case sys.unsupported[size] != "":
+					res.points = append(res.points, stat{System: sys.name, Clients: n, Payload: size, NA: sys.unsupported[size]})
+				case len(rounds[sys.name]) > 0:
+					res.points = append(res.points, summarize(rounds[sys.name]))
+				}
+			}
+		}
+	}
+}
+
+// runScale measures the server-count table, in rounds like runMain: each
+// round runs every server count once, in an order rotated by one each
+// round. A server count that fails to start is left out of later rounds.
+func runScale(ctx context.Context, cfg *config, res *results) {
+	rounds := map[int][]point{}
+	failed := map[int]bool{}
+	for r := range cfg.repeat {
+		for _, n := range rotate(cfg.servers, r) {
+			if ctx.Err() != nil {
+				return
+			}
+			if failed[n] {
+				continue
+			}
+			progress("scale: %d servers, round %d of %d", n, r+1, cfg.repeat)
+			e, err := startRevproxy(ctx, false, n)
+			if err != nil {
+				failed[n] = true
+				if res.scaleErr == "" {
+					res.scaleErr = fmt.Sprintf("%d servers, round %d: %v", n, r+1, err)
+				}
+				progress("scale: %d servers: %v", n, err)
+				continue
+			}
+			p := measure(ctx, cfg, e, scaleClients, scalePayload)
+			e.close()
+			p.System, p.Round = fmt.Sprintf("revproxy, %d servers", n), r+1
+			rounds[n] = append(rounds[n], p)
+			progress("%s", p.summary())
+		}
+	}
+	for _, n := range cfg.servers {
+		if len(rounds[n]) > 0 {
+			res.scale = append(res.scale, scalePoint{n, summarize(rounds[n])})
+		}
+	}
+}
+
+// measure opens n clients on e and runs one round of one point.
+func measure(ctx context.Context, cfg *config, e *env, n, size int) point {
 	senders := make([]sendFunc, 0, n)
 	var closers []func()
 	defer func() {
@@ -298,25 +347,12 @@ func measure(ctx context.Context, cfg *config, e *env, n int, payloads []int) []
 	for i := range n {
 		send, closeFn, err := e.connect(i, n)
 		if err != nil {
-			for _, size := range payloads {
-				pts = append(pts, point{Clients: n, Payload: size, Errors: 1, FirstErr: "connect: " + err.Error()})
-			}
-			return pts
+			return point{Clients: n, Payload: size, Errors: 1, FirstErr: "connect: " + err.Error()}
 		}
 		senders = append(senders, send)
 		closers = append(closers, closeFn)
 	}
-	for _, size := range payloads {
-		if reason := e.unsupported[size]; reason != "" {
-			pts = append(pts, point{Clients: n, Payload: size, NA: reason})
-			continue
-		}
-		pts = append(pts, closedLoop(ctx, senders, size, cfg.warmup, cfg.duration, &cpuMeter{pids: e.pids}))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return pts
+	return closedLoop(ctx, senders, size, cfg.warmup, cfg.duration, &cpuMeter{pids: e.pids})
 }
 
 func progress(format string, args ...any) {
@@ -324,11 +360,8 @@ func progress(format string, args ...any) {
 }
 
 func (p point) summary() string {
-	if p.NA != "" {
-		return fmt.Sprintf("%s %d clients %d B: %s", p.System, p.Clients, p.Payload, p.NA)
-	}
-	s := fmt.Sprintf("%s %d clients %d B: %.0f req/s p50 %s p99 %s cpu %.1f µs/msg errors %d",
-		p.System, p.Clients, p.Payload, p.RPS(), fmtDur(p.P50), fmtDur(p.P99), p.CPUPerMsg(), p.Errors)
+	s := fmt.Sprintf("%s %d clients %d B round %d: %.0f req/s p50 %s p99 %s cpu %.1f µs/msg errors %d other load %.0f%%",
+		p.System, p.Clients, p.Payload, p.Round, p.RPS(), fmtDur(p.P50), fmtDur(p.P99), p.CPUPerMsg(), p.Errors, 100*p.Others)
 	if p.FirstErr != "" {
 		s += " (first: " + p.FirstErr + ")"
 	}
@@ -371,8 +404,14 @@ func markdown(cfg *config, res *results) string {
 	w("- Other load: processes outside the benchmark used %.0f%% of the machine's CPU time during the run (load average at the start: %s)\n", 100*res.others, res.loadavg)
 	w("- Command: `%s`\n", command())
 	w("- Run time: %s\n", res.elapsed.Round(time.Second))
-	w("- Method: closed loop on 127.0.0.1. Each system is started afresh for each client count. Each client is a goroutine with its own connection that sends a request, waits for the answer and sends again. Every client sends once before the clock starts (to connect), then a %v warm-up, then a %v measured window; requests answered within the window count. A request still unanswered %v after the window (or a first request unanswered after %v) is cancelled and counted as an error. Payloads are printable ASCII; every answer's SHA1 is checked and any failure or mismatch counts as an error (warm-up included). CPU µs/msg is the CPU time (user+system) of every process taking part — this one (clients, and the in-process roles), nats-server or the Python processes — over the window, divided by the requests.\n\n",
-		cfg.warmup, cfg.duration, endGrace, primeTimeout)
+	w("- Rounds: %d per point, each a %v warm-up then a %v measured window; tables give the median over the rounds and the lowest–highest req/s\n",
+		cfg.repeat, cfg.warmup, cfg.duration)
+	w("- Method: closed loop on 127.0.0.1. Every point (system × clients × payload, and each server count of the scale table) is measured in %d %s. "+
+		"A round measures every system at the same clients and payload one after the other, each started afresh, in an order rotated by one each round; "+
+		"so a slow phase of the machine hits every system alike, and the rounds of one system can be paired with the same rounds of another. "+
+		"req/s, p50, p99 and CPU µs/msg are each the median of the rounds' values (p50, p99 and CPU over the rounds that answered); `range` is the lowest and highest req/s of the rounds; errors are summed over all rounds. "+
+		"Each client is a goroutine with its own connection that sends a request, waits for the answer and sends again. Every client sends once before the clock starts (to connect), then a %v warm-up, then a %v measured window; requests answered within the window count. A request still unanswered %v after the window (or a first request unanswered after %v) is cancelled and counted as an error. Payloads are printable ASCII; every answer's SHA1 is checked and any failure or mismatch counts as an error (warm-up included). CPU µs/msg is the CPU time (user+system) of every process taking part — this one (clients, and the in-process roles), nats-server or the Python processes — over the window, divided by the requests.\n\n",
+		cfg.repeat, plural(cfg.repeat, "round"), cfg.warmup, cfg.duration, endGrace, primeTimeout)
 
 	w("## Systems\n\n")
 	for _, s := range allSystems {
@@ -381,12 +420,12 @@ func markdown(cfg *config, res *results) string {
 		}
 	}
 	w("\n## Results\n\n")
-	w("| system | clients | payload | req/s | p50 | p99 | CPU µs/msg | errors |\n")
-	w("|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	w("| system | clients | payload | req/s (median) | range | p50 | p99 | CPU µs/msg | errors |\n")
+	w("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	var notes []string
 	for _, name := range cfg.systems {
 		if reason, ok := res.skipped[name]; ok {
-			w("| %s | – | – | skipped: %s | | | | |\n", name, oneLine(reason))
+			w("| %s | – | – | skipped: %s | | | | | |\n", name, oneLine(reason))
 			notes = append(notes, fmt.Sprintf("`%s` did not run: %s", name, oneLine(reason)))
 			continue
 		}
@@ -394,7 +433,7 @@ func markdown(cfg *config, res *results) string {
 			if p.System != name {
 				continue
 			}
-			w("%s\n", p.row(fmt.Sprint(p.Clients)))
+			w("%s\n", p.row(p.System, fmt.Sprint(p.Clients)))
 			if note := p.note(); note != "" {
 				notes = append(notes, note)
 			}
@@ -405,10 +444,10 @@ func markdown(cfg *config, res *results) string {
 		w("\n## Servers on one policy\n\n")
 		w("`revproxy` with %d clients and %d B payloads while 1 to %d Servers (each with its own loopback listener, all in process) are registered on %s.\n\n",
 			scaleClients, scalePayload, cfg.servers[len(cfg.servers)-1], policy)
-		w("| servers | req/s | p50 | p99 | CPU µs/msg | errors |\n")
-		w("|--:|--:|--:|--:|--:|--:|\n")
+		w("| servers | req/s (median) | range | p50 | p99 | CPU µs/msg | errors |\n")
+		w("|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, sp := range res.scale {
-			w("| %d | %s | %s | %s | %s | %d |\n", sp.servers, fmtRate(sp.RPS()), fmtDur(sp.P50), fmtDur(sp.P99), sp.cpuCell(), sp.Errors)
+			w("| %d | %s | %s | %s | %s | %s | %d |\n", sp.servers, fmtRate(sp.RPS), sp.rangeCell(), fmtDur(sp.P50), fmtDur(sp.P99), sp.cpuCell(), sp.Errors)
 			if note := sp.note(); note != "" {
 				notes = append(notes, note)
 			}
@@ -442,39 +481,6 @@ func markdown(cfg *config, res *results) string {
 		w("- %s\n", n)
 	}
 	return b.String()
-}
-
-func (p point) row(clients string) string {
-	if p.NA != "" {
-		return fmt.Sprintf("| %s | %s | %s | %s | | | | |", p.System, clients, fmtSize(p.Payload), p.NA)
-	}
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %d |", p.System, clients, fmtSize(p.Payload),
-		fmtRate(p.RPS()), fmtDur(p.P50), fmtDur(p.P99), p.cpuCell(), p.Errors)
-}
-
-func (p point) cpuCell() string {
-	if p.CPUErr != "" || p.Requests == 0 {
-		return "?"
-	}
-	return fmt.Sprintf("%.1f", p.CPUPerMsg())
-}
-
-// note describes what went wrong at a point, if anything.
-func (p point) note() string {
-	var parts []string
-	if p.Errors > 0 {
-		parts = append(parts, fmt.Sprintf("%d %s, first: %s", p.Errors, plural(p.Errors, "error"), oneLine(p.FirstErr)))
-	}
-	if p.CPUErr != "" {
-		parts = append(parts, "CPU not measured: "+oneLine(p.CPUErr))
-	}
-	if p.Others > othersNoted {
-		parts = append(parts, fmt.Sprintf("other processes used %.0f%% of the machine during the window", 100*p.Others))
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("`%s` %d clients %s: %s", p.System, p.Clients, fmtSize(p.Payload), strings.Join(parts, "; "))
 }
 
 // othersNoted is the share of the machine used by other processes above

@@ -91,9 +91,8 @@ func startSeed(ctx context.Context, cfg *config) (*env, error) {
 			send, closeFn := revproxySender(strconv.Itoa(1000+i), addr, true)
 			return send, closeFn, nil
 		},
-		pids:        pids,
-		unsupported: map[int]string{4096: seedNA},
-		close:       teardown,
-		version:     version,
+		pids:    pids,
+		close:   teardown,
+		version: version,
 	}, nil
 }

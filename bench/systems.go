@@ -25,18 +25,20 @@ type system struct {
 	name  string
 	about string // one line for the report
 	start func(ctx context.Context, cfg *config) (*env, error)
+	// unsupported gives, by payload size, why a point cannot run.
+	unsupported map[int]string
 }
 
 var allSystems = []system{
-	{"direct", "clients connect straight to 2 revproxy Servers, no proxy", startDirect},
+	{"direct", "clients connect straight to 2 revproxy Servers, no proxy", startDirect, nil},
 	{"revproxy", "Client → Proxy → 2 Servers, in process", func(ctx context.Context, _ *config) (*env, error) {
 		return startRevproxy(ctx, false, 2)
-	}},
+	}, nil},
 	{"revproxy-legacy", "as revproxy, Servers with Legacy: true (a new connection per message)", func(ctx context.Context, _ *config) (*env, error) {
 		return startRevproxy(ctx, true, 2)
-	}},
-	{"nats", "nats-server, 2 responders in queue group sha1, nats.Conn.Request", startNATS},
-	{"seed", "the Python proxy and 2 Python servers of testdata/", startSeed},
+	}, nil},
+	{"nats", "nats-server, 2 responders in queue group sha1, nats.Conn.Request", startNATS, nil},
+	{"seed", "the Python proxy and 2 Python servers of testdata/", startSeed, map[int]string{4096: seedNA}},
 }
 
 // sendFunc sends one payload, waits for the answer and checks its SHA1.
@@ -48,8 +50,6 @@ type env struct {
 	connect func(i, n int) (sendFunc, func(), error)
 	// pids are the outside processes whose CPU time counts.
 	pids []int
-	// unsupported gives, by payload size, why a point cannot run.
-	unsupported map[int]string
 	// close stops everything the system started.
 	close func()
 	// version describes the outside software, if any.
