@@ -53,6 +53,7 @@ type RemoteError struct {
 	Text string // the human-readable payload
 }
 
+// Error says who sent the error and what it says.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("revproxy: error from %s: %s", e.From, e.Text)
 }
@@ -70,10 +71,15 @@ func remoteError(m *Message) *RemoteError {
 
 // errorMessage builds the error message that answers a data message.
 func errorMessage(from string, to *Message, code, text string) *Message {
+	return newError(from, to.SrcID, code, text)
+}
+
+// newError builds an error message from from to the client destid.
+func newError(from, destid, code, text string) *Message {
 	return &Message{
 		Type:        TypeError,
 		SrcID:       from,
-		DestID:      to.SrcID,
+		DestID:      destid,
 		PayloadSize: PayloadLen(text),
 		Payload:     text,
 		Code:        code,

@@ -20,6 +20,7 @@ const (
 	TypeError Type = 3 // proxy or server → client: why there is no reply
 )
 
+// String names the type, as "data", "setup", "reply" or "error".
 func (t Type) String() string {
 	switch t {
 	case TypeData:
@@ -108,6 +109,11 @@ func decodeMessage(data []byte, m *Message) (quoted bool, err error) {
 // fromFields decodes the raw values of a scanned message into m.
 func (m *Message) fromFields(f *wire.Fields) (quoted bool, err error) {
 	*m = Message{}
+	// The seq first: an answer that fails to decode past it still reaches
+	// the Send it answers.
+	if m.Seq, err = decodeSeq(f[wire.KeySeq]); err != nil {
+		return false, err
+	}
 	raw := f[wire.KeyType]
 	if raw == nil {
 		return false, fmt.Errorf("%w: no \"type\"", ErrBadMessage)
@@ -129,9 +135,6 @@ func (m *Message) fromFields(f *wire.Fields) (quoted bool, err error) {
 		return false, err
 	}
 	if m.PayloadSize, _, err = decodeInt("payloadsize", f[wire.KeyPayloadSize]); err != nil {
-		return false, err
-	}
-	if m.Seq, err = decodeSeq(f[wire.KeySeq]); err != nil {
 		return false, err
 	}
 	return quoted, nil

@@ -28,11 +28,11 @@ type Server struct {
 	// strings, for proxies written from the tutorial that compare them as
 	// strings. Replies are always written the way the proxy writes.
 	StringFields bool
-	// MaxHandlers bounds how many messages the Handler serves at once; more
-	// wait, and their connection is not read meanwhile, which slows the
-	// proxy's link to this server rather than queueing without bound. Zero
+	// MaxHandlers bounds how many tagged messages the Handler serves at
+	// once; more wait, and their connection is not read meanwhile. Zero
 	// means 64. Untagged messages, as the homework's proxies send, are
-	// answered one at a time per connection, in order.
+	// handled one at a time on their connection's goroutine, in order, and
+	// are not counted.
 	MaxHandlers int
 	// Legacy registers the way the homework's servers do: the proxy
 	// connects to the listener for each message instead of multiplexing
@@ -98,10 +98,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if ln != nil {
 		serveConns(gctx, g, ln, log, func(ctx context.Context, c net.Conn) {
-			s.serveConn(ctx, c, handlers, false)
+			s.serveConn(ctx, c, handlers, connFromListener)
 		})
 	}
-	g.Go(func() error { return s.register(gctx, port, handlers) })
+	role := connRegistration
+	if ln == nil {
+		role = connOnlyRegistration
+	}
+	g.Go(func() error { return s.register(gctx, port, handlers, role) })
 	return wait(ctx, g)
 }
 
@@ -127,7 +131,7 @@ func (s *Server) check(ln net.Listener) error {
 // register sends the setup message and serves the registration connection
 // until the proxy closes it or ctx is done. An error message from the proxy
 // is returned.
-func (s *Server) register(ctx context.Context, port int, handlers *pool) error {
+func (s *Server) register(ctx context.Context, port int, handlers *pool, role connRole) error {
 	log := logger(s.Logger)
 	log.Info("Connecting to the reverse proxy", "addr", s.ProxyAddr)
 	var d net.Dialer
@@ -143,15 +147,26 @@ func (s *Server) register(ctx context.Context, port int, handlers *pool) error {
 		c.Close()
 		return fmt.Errorf("revproxy: register with proxy: %w", err)
 	}
-	return s.serveConn(ctx, c, handlers, true)
+	return s.serveConn(ctx, c, handlers, role)
 }
 
+// connRole says where a server connection comes from.
+type connRole int
+
+const (
+	connFromListener     connRole = iota // a proxy or client connected to the listener
+	connRegistration                     // the registration, beside a listener
+	connOnlyRegistration                 // the registration of a server with no listener
+)
+
 // serveConn answers the data messages on one connection: from a proxy, a
-// client, or, with registration set, the registration connection, where an
-// error message means the proxy refused the server. Tagged messages go to
+// client, or the registration connection, where an error message means the
+// proxy refused the server, and whose end, for a server with no listener,
+// ends Serve. Tagged messages go to
 // the handler pool and are answered as they finish; untagged ones are
 // answered in order, one at a time.
-func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, registration bool) error {
+func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role connRole) error {
+	registration := role != connFromListener
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
@@ -169,6 +184,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, regi
 			switch {
 			case errors.Is(err, ErrBadMessage):
 				refuse(m, err.Error())
+			case role == connOnlyRegistration && ctx.Err() == nil:
+				return fmt.Errorf("%w: the proxy closed the registration connection: %w", ErrConnLost, err)
 			case registration && ctx.Err() == nil:
 				log.Info("The proxy closed the registration connection", "err", err)
 			case !isClosed(err) && ctx.Err() == nil:
@@ -237,8 +254,9 @@ func (s *Server) handle(ctx context.Context, m *Message, log *slog.Logger) (answ
 // is lost. Sends may run concurrently from many goroutines: they share one
 // connection, each message is tagged with a seq, and answers are matched by
 // it, so they may come back in any order. (An answer without a seq, from a
-// proxy that does not echo it, goes to the oldest waiting Send; such proxies
-// answer in order.) Close the Client when done.
+// proxy that does not echo it, goes to the oldest waiting Send.) Proxies
+// written from the homework read one message per receive: send to them from
+// one goroutine at a time. Close the Client when done.
 type Client struct {
 	ProxyAddr string // the proxy's address, host:port; required
 	ID        string // the client id sent as "srcid"
@@ -372,13 +390,20 @@ func (cc *clientConn) send(m *Message) (*call, error) {
 	}
 	cc.seq++
 	m.Seq = cc.seq
+	b := cc.out.begin()
+	start := len(b)
+	b = append(appendMessage(b, m, cc.quoted), '\n')
+	if n := len(b) - start; n > defaultMaxMessage {
+		cc.mu.Unlock()
+		cc.out.end(b[:start])
+		return nil, fmt.Errorf("%w: %d bytes, over the %d a proxy accepts", ErrBadMessage, n, defaultMaxMessage)
+	}
 	ca := getCall()
 	ca.seq = m.Seq
 	cc.pending = append(cc.pending, ca)
-	b := cc.out.begin()
 	cc.mu.Unlock()
-	if err := cc.out.end(append(appendMessage(b, m, cc.quoted), '\n')); err != nil {
-		cc.fail(fmt.Errorf("%w: %v", ErrConnLost, err))
+	if err := cc.out.end(b); err != nil {
+		cc.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
 	}
 	return ca, nil
 }
@@ -390,7 +415,7 @@ func (cc *clientConn) readLoop() error {
 		m := new(Message)
 		_, err := readMessage(cc.r, m)
 		if err != nil && !inStep(err) {
-			cc.fail(fmt.Errorf("%w: %v", ErrConnLost, err))
+			cc.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
 			return nil
 		}
 		cc.mu.Lock()

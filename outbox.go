@@ -31,6 +31,7 @@ type outbox struct {
 	spare   []byte // the buffer last written, reused for the next queue
 	writing bool
 	err     error
+	idle    *sync.Cond     // signalled when writing ends, for drain
 	rest    sync.WaitGroup // the goroutine finishing a write the socket could not take
 
 	// try's arguments and results, so that the function passed to the raw
@@ -44,6 +45,7 @@ type outbox struct {
 // newNonblockingOutbox returns an outbox whose writers never wait for c.
 func newNonblockingOutbox(c net.Conn) *outbox {
 	o := &outbox{conn: c, nonblock: true}
+	o.idle = sync.NewCond(&o.mu)
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			o.raw = raw
@@ -108,6 +110,9 @@ func (o *outbox) flush(block bool) error {
 		o.recycle(batch, err)
 	}
 	o.writing = false
+	if o.idle != nil {
+		o.idle.Broadcast()
+	}
 	err := o.err
 	o.mu.Unlock()
 	return err
@@ -157,12 +162,14 @@ func (o *outbox) try(p []byte) (int, error) {
 // drain gives what is queued up to timeout to be written, for an error
 // message sent just before the connection closes, and then ends the outbox:
 // later writers, such as a late answer for a client that has gone, write
-// nothing and start no goroutine.
+// nothing and start no goroutine. Only a non-blocking outbox drains.
 func (o *outbox) drain(timeout time.Duration) {
 	o.conn.SetWriteDeadline(time.Now().Add(timeout))
-	o.rest.Wait()
 	o.mu.Lock()
-	if !o.writing {
+	for o.writing { // the writer at work, inline or finishing, writes on
+		o.idle.Wait()
+	}
+	if o.err == nil {
 		o.writing = true
 		o.flush(true)
 		o.mu.Lock()
@@ -171,7 +178,7 @@ func (o *outbox) drain(timeout time.Duration) {
 		o.err = net.ErrClosed
 	}
 	o.mu.Unlock()
-	o.rest.Wait()
+	o.rest.Wait() // no Add can follow: they happen under the lock, before err is set
 }
 
 // fail ends the outbox with err unless it has ended already.

@@ -121,3 +121,35 @@ func TestNonblockingOutboxNeverWaits(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestDrainWhileWriting ends an outbox while other goroutines keep writing
+// to it through the finishing goroutine (net.Pipe has no raw conn, so every
+// batch takes that path): drain must neither panic nor return while a
+// goroutine it started is still running, and later writes must fail.
+func TestDrainWhileWriting(t *testing.T) {
+	for range 20 {
+		c, peer := net.Pipe()
+		go io.Copy(io.Discard, peer)
+		o := newNonblockingOutbox(c)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 200 {
+					if o.end(append(o.begin(), "message\n"...)) != nil {
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		o.drain(time.Second)
+		if err := o.end(append(o.begin(), "late\n"...)); err == nil {
+			t.Fatal("a drained outbox accepted a write")
+		}
+		wg.Wait()
+		c.Close()
+		peer.Close()
+	}
+}

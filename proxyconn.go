@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/seed-c202d8a5/revproxy/internal/wire"
 )
@@ -20,10 +22,13 @@ type pconn struct {
 	out    *outbox
 	done   chan struct{}  // signals the answer to a message without seq
 	legacy sync.WaitGroup // exchanges with legacy servers under way
+	owed   atomic.Int32   // answers due to messages forwarded
+	quiet  chan struct{}  // signalled when owed falls to zero
 }
 
 func newPconn(c net.Conn) *pconn {
-	return &pconn{conn: c, r: wire.NewReader(c, defaultMaxMessage), out: newNonblockingOutbox(c), done: make(chan struct{}, 1)}
+	return &pconn{conn: c, r: wire.NewReader(c, defaultMaxMessage), out: newNonblockingOutbox(c),
+		done: make(chan struct{}, 1), quiet: make(chan struct{}, 1)}
 }
 
 // readFrame reads and decodes the next frame. Input that is not a message
@@ -56,6 +61,7 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 			log.Debug("Received a data message", "client", decodeText(fr.f[wire.KeySrcID]),
 				"policy", string(policy), "payload", decodeText(fr.f[wire.KeyPayload]))
 		}
+		pc.owed.Add(1)
 		p.route(ctx, pc, policy, log)
 		if fr.seq == 0 {
 			select {
@@ -105,43 +111,69 @@ func (p *Proxy) route(ctx context.Context, pc *pconn, policy []byte, log *slog.L
 // the connection.
 func (pc *pconn) refuse(log *slog.Logger, text string) {
 	log.Warn("Bad message", "from", pc.conn.RemoteAddr().String(), "err", text)
-	pc.answerError(&pc.fr, codeBadMessage, text)
+	m := newError(proxyID, decodeText(pc.fr.f[wire.KeySrcID]), codeBadMessage, text)
+	pc.send(m, pc.fr.seq, pc.fr.quoted)
 }
 
-// answerError queues an error message from the proxy for fr's sender.
+// answerError answers the forwarded message fr with an error message from
+// the proxy.
 func (pc *pconn) answerError(fr *frame, code, text string) {
-	m := &Message{
-		Type:        TypeError,
-		SrcID:       proxyID,
-		DestID:      decodeText(fr.f[wire.KeySrcID]),
-		PayloadSize: PayloadLen(text),
-		Payload:     text,
-		Code:        code,
-	}
-	pc.answerMessage(m, fr.seq, fr.quoted)
+	pc.answerMessage(newError(proxyID, decodeText(fr.f[wire.KeySrcID]), code, text), fr.seq, fr.quoted)
 }
 
-// answerMessage queues m as the answer to the message tagged seq.
+// answerMessage queues m as the answer to the forwarded message tagged seq.
 func (pc *pconn) answerMessage(m *Message, seq uint64, quoted bool) {
-	m.Seq = seq
-	b := pc.out.begin()
-	pc.out.end(append(appendMessage(b, m, quoted), '\n'))
-	pc.answered(seq)
+	pc.send(m, seq, quoted)
+	pc.settle(seq)
 }
 
 // answerFrame queues a server's answer, fr, to the message tagged seq.
 func (pc *pconn) answerFrame(fr *frame, seq uint64, quoted bool) {
 	b := pc.out.begin()
 	pc.out.end(append(appendAnswer(b, fr, seq, quoted), '\n'))
-	pc.answered(seq)
+	pc.settle(seq)
 }
 
-// answered lets the reader go on once an untagged message is answered.
-func (pc *pconn) answered(seq uint64) {
+// send queues m, tagged seq.
+func (pc *pconn) send(m *Message, seq uint64, quoted bool) {
+	m.Seq = seq
+	b := pc.out.begin()
+	pc.out.end(append(appendMessage(b, m, quoted), '\n'))
+}
+
+// settle records that a forwarded message is answered, and lets the reader
+// go on after an untagged one.
+func (pc *pconn) settle(seq uint64) {
+	if pc.owed.Add(-1) == 0 {
+		select {
+		case pc.quiet <- struct{}{}:
+		default:
+		}
+	}
 	if seq == 0 {
 		select {
 		case pc.done <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// awaitOwed waits, up to timeout or until ctx is done, for the answers to
+// messages already forwarded, so that a client that stops sending (or
+// half-closes) still gets them.
+func (pc *pconn) awaitOwed(ctx context.Context, timeout time.Duration) {
+	if pc.owed.Load() <= 0 {
+		return
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for pc.owed.Load() > 0 {
+		select {
+		case <-pc.quiet:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }

@@ -26,8 +26,10 @@ const drainTimeout = 5 * time.Second
 type Proxy struct {
 	// DialTimeout bounds connecting to a server. Zero means 5 seconds.
 	DialTimeout time.Duration
-	// ServerTimeout bounds a server's answer to a forwarded message, from
-	// the moment it is written. Zero means 30 seconds.
+	// ServerTimeout bounds a legacy server's answer to a forwarded
+	// message, from the moment it is written. Zero means 30 seconds.
+	// Messages on a multiplexed link wait for their server's answer as
+	// long as the link lives.
 	ServerTimeout time.Duration
 	// Logger receives registrations at Info, every message at Debug and
 	// connection failures at Warn. Nil means silent.
@@ -84,6 +86,7 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	log := logger(p.Logger)
 	pc := newPconn(c)
 	defer func() {
+		pc.awaitOwed(ctx, drainTimeout)
 		pc.legacy.Wait()
 		pc.out.drain(drainTimeout) // what was queued last, such as an error message
 	}()

@@ -135,9 +135,7 @@ func (l *serverLink) close(p *Proxy, log *slog.Logger) {
 		if !s.busy {
 			continue
 		}
-		m := &Message{Type: TypeError, SrcID: proxyID, DestID: decodeText(s.srcid),
-			PayloadSize: PayloadLen(text), Payload: text, Code: codeUnavailable}
-		s.client.answerMessage(m, s.seq, s.quoted)
+		s.client.answerMessage(newError(proxyID, decodeText(s.srcid), codeUnavailable, text), s.seq, s.quoted)
 		s.client, s.busy = nil, false
 	}
 }

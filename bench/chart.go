@@ -9,7 +9,7 @@ import (
 // series is one line of the chart.
 type series struct {
 	name   string
-	points []point // by clients, ascending
+	points []stat // by clients, ascending
 }
 
 var seriesStyle = map[string]struct{ color, dash string }{
@@ -20,7 +20,10 @@ var seriesStyle = map[string]struct{ color, dash string }{
 	"seed":            {"#d1352b", ""},
 }
 
-// throughputSVG draws req/s against clients, both on log scales.
+// throughputSVG draws the median req/s against clients, both on log scales,
+// with a bar from the lowest to the highest round at each point. The points
+// of the series are set a few pixels apart so that their bars do not hide
+// one another.
 func throughputSVG(title, subtitle string, clients []int, lines []series) string {
 	const (
 		width, height   = 800, 460
@@ -32,8 +35,11 @@ func throughputSVG(title, subtitle string, clients []int, lines []series) string
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, s := range lines {
 		for _, p := range s.points {
-			if v := p.RPS(); p.NA == "" && v > 0 {
-				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			if p.NA == "" && p.RPS > 0 {
+				lo, hi = math.Min(lo, p.RPS), math.Max(hi, p.MaxRPS)
+				if p.MinRPS > 0 {
+					lo = math.Min(lo, p.MinRPS)
+				}
 			}
 		}
 	}
@@ -91,8 +97,9 @@ func throughputSVG(title, subtitle string, clients []int, lines []series) string
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="13" fill="#222" text-anchor="middle">concurrent clients, one connection each (log scale)</text>`+"\n", (left+right)/2, bottom+44)
 	fmt.Fprintf(&b, `<text transform="translate(22 %d) rotate(-90)" font-size="13" fill="#222" text-anchor="middle">requests per second (log scale)</text>`+"\n", (top+bottom)/2)
 
-	// Lines, markers and the legend.
+	// Lines, range bars, markers and the legend.
 	for i, s := range lines {
+		dx := (float64(i) - float64(len(lines)-1)/2) * 5
 		st := seriesStyle[s.name]
 		if st.color == "" {
 			st.color = "#000"
@@ -103,10 +110,10 @@ func throughputSVG(title, subtitle string, clients []int, lines []series) string
 		}
 		var pts []string
 		for _, p := range s.points {
-			if p.NA != "" || p.RPS() <= 0 {
+			if p.NA != "" || p.RPS <= 0 {
 				continue
 			}
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", xOf(p.Clients), yOf(p.RPS())))
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", xOf(p.Clients)+dx, yOf(p.RPS)))
 		}
 		dash := ""
 		if st.dash != "" {
@@ -114,6 +121,14 @@ func throughputSVG(title, subtitle string, clients []int, lines []series) string
 		}
 		if len(pts) > 1 {
 			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="%.0f"%s stroke-linejoin="round"/>`+"\n", strings.Join(pts, " "), st.color, width, dash)
+		}
+		for _, p := range s.points {
+			if p.NA != "" || p.RPS <= 0 || len(p.Rounds) < 2 {
+				continue
+			}
+			x, y0, y1 := xOf(p.Clients)+dx, yOf(max(p.MinRPS, yMin)), yOf(p.MaxRPS)
+			fmt.Fprintf(&b, `<path d="M%.1f,%.1f V%.1f M%.1f,%.1f h6 M%.1f,%.1f h6" stroke="%s" stroke-width="1.5" fill="none"/>`+"\n",
+				x, y0, y1, x-3, y0, x-3, y1, st.color)
 		}
 		for _, xy := range pts {
 			x, y, _ := strings.Cut(xy, ",")

@@ -22,7 +22,7 @@ type point struct {
 	Payload  int
 	Round    int // 1 for the first round of this point
 	Requests int // answered and verified in the window
-	Errors   int    // failed or wrong answers, warm-up included
+	Errors   int // failed or wrong answers, warm-up included
 	FirstErr string
 	Window   time.Duration
 	P50, P99 time.Duration

@@ -129,7 +129,7 @@ func (s stat) note() string {
 		}
 	}
 	if len(others) > 0 {
-		parts = append(parts, "other processes used "+strings.Join(others, ", ")+" of the machine during the window")
+		parts = append(parts, "other processes used part of the machine during the window: "+strings.Join(others, ", "))
 	}
 	if len(parts) == 0 {
 		return ""
