@@ -27,21 +27,39 @@ var (
 	// ErrConfig: a required field of a Proxy, Server or Client is missing or
 	// invalid.
 	ErrConfig = errors.New("revproxy: invalid configuration")
+	// ErrOverloaded: every server of the policy has as many messages in
+	// flight as the proxy allows, or the proxy has as many connections.
+	ErrOverloaded = errors.New("revproxy: overloaded")
+	// ErrUnauthorized: the proxy refused a registration without its token.
+	ErrUnauthorized = errors.New("revproxy: unauthorized")
+	// ErrIDInUse: the proxy refused a registration whose server id a live
+	// server holds.
+	ErrIDInUse = errors.New("revproxy: server id in use")
+	// ErrForbidden: the proxy's Authorize hook refused the message.
+	ErrForbidden = errors.New("revproxy: forbidden")
 )
 
 // The codes carried in the "code" field of error messages.
 const (
-	codeNoServer    = "no_server"
-	codeUnavailable = "unavailable"
-	codeBadMessage  = "bad_message"
-	codeHandler     = "handler"
+	codeNoServer     = "no_server"
+	codeUnavailable  = "unavailable"
+	codeBadMessage   = "bad_message"
+	codeHandler      = "handler"
+	codeOverloaded   = "overloaded"
+	codeUnauthorized = "unauthorized"
+	codeIDInUse      = "id_in_use"
+	codeForbidden    = "forbidden"
 )
 
 var codeErrors = map[string]error{
-	codeNoServer:    ErrNoServer,
-	codeUnavailable: ErrUnavailable,
-	codeBadMessage:  ErrBadMessage,
-	codeHandler:     ErrHandler,
+	codeNoServer:     ErrNoServer,
+	codeUnavailable:  ErrUnavailable,
+	codeBadMessage:   ErrBadMessage,
+	codeHandler:      ErrHandler,
+	codeOverloaded:   ErrOverloaded,
+	codeUnauthorized: ErrUnauthorized,
+	codeIDInUse:      ErrIDInUse,
+	codeForbidden:    ErrForbidden,
 }
 
 // RemoteError is an error message (type 3) that a proxy or server sent in

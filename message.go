@@ -71,6 +71,9 @@ type Message struct {
 	// Code is a machine-readable reason in an error message ("code", a
 	// revproxy extension); see [RemoteError].
 	Code string
+	// Token, in a setup message, is the registration secret a proxy may
+	// require ("token", a revproxy extension).
+	Token string
 	// Seq, when not zero, tags a data message so that its answer, tagged
 	// the same, may come back out of order ("seq", a revproxy extension).
 	Seq uint64
@@ -131,6 +134,7 @@ func (m *Message) fromFields(f *wire.Fields) (quoted bool, err error) {
 	m.Code = decodeText(f[wire.KeyCode])
 	m.Hold = decodeBool(f[wire.KeyHold])
 	m.Mux = decodeBool(f[wire.KeyMux])
+	m.Token = decodeText(f[wire.KeyToken])
 	if m.ListenPort, _, err = decodeInt("listenport", f[wire.KeyListenPort]); err != nil {
 		return false, err
 	}
@@ -228,6 +232,10 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 		}
 		if m.Mux {
 			dst = append(dst, `,"mux":true`...)
+		}
+		if m.Token != "" {
+			dst = appendKey(dst, "token")
+			dst = wire.AppendString(dst, m.Token)
 		}
 	case TypeData:
 		dst = appendKey(dst, "srcid")

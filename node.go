@@ -34,6 +34,11 @@ type Server struct {
 	// handled one at a time on their connection's goroutine, in order, and
 	// are not counted.
 	MaxHandlers int
+	// Token is the proxy's registration secret, sent in the setup message
+	// when not empty (see [Proxy.Token]).
+	Token string
+	// MaxMessageSize bounds a message the server reads. Zero means 1 MiB.
+	MaxMessageSize int
 	// Legacy registers the way the homework's servers do: the proxy
 	// connects to the listener for each message instead of multiplexing
 	// messages over the registration connection. For comparison and for
@@ -142,7 +147,7 @@ func (s *Server) register(ctx context.Context, port int, handlers *pool, role co
 		}
 		return fmt.Errorf("revproxy: register with proxy: %w", err)
 	}
-	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy}
+	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy, Token: s.Token}
 	if _, err := c.Write(append(appendMessage(nil, &setup, s.StringFields), '\n')); err != nil {
 		c.Close()
 		return fmt.Errorf("revproxy: register with proxy: %w", err)
@@ -171,7 +176,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	log := logger(s.Logger)
-	r := wire.NewReader(c, defaultMaxMessage)
+	r := wire.NewReader(c, orDefault(s.MaxMessageSize, defaultMaxMessage))
 	out := &outbox{conn: c}
 	refuse := func(m *Message, text string) {
 		log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", text)
@@ -264,6 +269,10 @@ type Client struct {
 	// StringFields writes the type and ids of data messages as JSON
 	// strings, for proxies written from the tutorial.
 	StringFields bool
+	// MaxMessageSize bounds a message the client sends or reads; Send
+	// refuses a larger payload itself. Zero means 1 MiB, what a Proxy takes
+	// by default.
+	MaxMessageSize int
 	// Logger receives connection failures at Warn. Nil means silent.
 	Logger *slog.Logger
 
@@ -332,7 +341,8 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	if old := c.cur; old != nil {
 		old.g.Wait()
 	}
-	cc := &clientConn{r: wire.NewReader(nc, defaultMaxMessage), quoted: c.StringFields, log: logger(c.Logger)}
+	limit := orDefault(c.MaxMessageSize, defaultMaxMessage)
+	cc := &clientConn{r: wire.NewReader(nc, limit), max: limit, quoted: c.StringFields, log: logger(c.Logger)}
 	cc.out.conn = nc
 	cc.g.Go(cc.readLoop)
 	c.cur = cc
@@ -343,6 +353,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 // the order their messages were written.
 type clientConn struct {
 	r      *wire.Reader
+	max    int // message size
 	out    outbox
 	quoted bool
 	log    *slog.Logger
@@ -393,10 +404,10 @@ func (cc *clientConn) send(m *Message) (*call, error) {
 	b := cc.out.begin()
 	start := len(b)
 	b = append(appendMessage(b, m, cc.quoted), '\n')
-	if n := len(b) - start; n > defaultMaxMessage {
+	if n := len(b) - start; n > cc.max {
 		cc.mu.Unlock()
 		cc.out.end(b[:start])
-		return nil, fmt.Errorf("%w: %d bytes, over the %d a proxy accepts", ErrBadMessage, n, defaultMaxMessage)
+		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrBadMessage, n, cc.max)
 	}
 	ca := getCall()
 	ca.seq = m.Seq

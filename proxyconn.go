@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -16,18 +17,19 @@ import (
 // pconn is a connection the proxy accepted: its reader, the frame last read,
 // and its outbox, which never makes a writer wait.
 type pconn struct {
-	conn   net.Conn
-	r      *wire.Reader
-	fr     frame
-	out    *outbox
-	done   chan struct{}  // signals the answer to a message without seq
-	legacy sync.WaitGroup // exchanges with legacy servers under way
-	owed   atomic.Int32   // answers due to messages forwarded
-	quiet  chan struct{}  // signalled when owed falls to zero
+	conn    net.Conn
+	r       *wire.Reader
+	fr      frame
+	out     *outbox
+	done    chan struct{}  // signals the answer to a message without seq
+	legacy  sync.WaitGroup // exchanges with legacy servers under way
+	owed    atomic.Int32   // answers due to messages forwarded
+	quiet   chan struct{}  // signalled when owed falls to zero
+	refused bool           // an error message ends the connection: close gently
 }
 
-func newPconn(c net.Conn) *pconn {
-	return &pconn{conn: c, r: wire.NewReader(c, defaultMaxMessage), out: newNonblockingOutbox(c),
+func newPconn(c net.Conn, maxMessage int) *pconn {
+	return &pconn{conn: c, r: wire.NewReader(c, maxMessage), out: newNonblockingOutbox(c),
 		done: make(chan struct{}, 1), quiet: make(chan struct{}, 1)}
 }
 
@@ -62,7 +64,12 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 				"policy", string(policy), "payload", decodeText(fr.f[wire.KeyPayload]))
 		}
 		pc.owed.Add(1)
-		p.route(ctx, pc, policy, log)
+		if err := p.authorize(pc, policy); err != nil {
+			log.Warn("Refused a message", "client", decodeText(fr.f[wire.KeySrcID]), "policy", string(policy), "err", err)
+			pc.answerError(fr, codeForbidden, err.Error())
+		} else {
+			p.route(ctx, pc, policy, log)
+		}
 		if fr.seq == 0 {
 			select {
 			case <-pc.done:
@@ -70,10 +77,21 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 				return
 			}
 		}
+		if idle := p.idleTimeout(); idle > 0 {
+			pc.conn.SetReadDeadline(time.Now().Add(idle))
+		}
 		if err := p.read(pc, log); err != nil {
 			return
 		}
 	}
+}
+
+// authorize asks the Authorize hook, if any, about the message in pc.fr.
+func (p *Proxy) authorize(pc *pconn, policy []byte) error {
+	if p.Authorize == nil {
+		return nil
+	}
+	return p.Authorize(&AuthRequest{ClientID: decodeText(pc.fr.f[wire.KeySrcID]), Policy: string(policy), Conn: pc.conn})
 }
 
 // route forwards the data message in pc.fr to the next server of its policy.
@@ -83,13 +101,17 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 func (p *Proxy) route(ctx context.Context, pc *pconn, policy []byte, log *slog.Logger) {
 	fr := &pc.fr
 	r, n := p.table.next(policy)
+	full := false
 	for tried := 1; r != nil; tried++ {
 		if log.Enabled(ctx, slog.LevelDebug) {
 			log.Debug("Forwarding a data message", "server", r.id, "payload", decodeText(fr.f[wire.KeyPayload]))
 		}
 		if r.link != nil {
-			if r.link.forward(pc, fr) {
+			switch r.link.forward(pc, fr) {
+			case forwarded:
 				return
+			case linkFull:
+				full = true
 			}
 		} else if c, err := p.dialServer(ctx, r); err == nil {
 			p.exchange(ctx, pc, r, c, log)
@@ -98,6 +120,10 @@ func (p *Proxy) route(ctx context.Context, pc *pconn, policy []byte, log *slog.L
 			log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)
 		}
 		if tried >= n {
+			if full {
+				pc.answerError(fr, codeOverloaded, fmt.Sprintf("every server of policy %s is busy", policy))
+				return
+			}
 			pc.answerError(fr, codeUnavailable, fmt.Sprintf("no server of policy %s could be reached", policy))
 			return
 		}
@@ -110,9 +136,41 @@ func (p *Proxy) route(ctx context.Context, pc *pconn, policy []byte, log *slog.L
 // refuse answers bad input with an error message; the caller then closes
 // the connection.
 func (pc *pconn) refuse(log *slog.Logger, text string) {
-	log.Warn("Bad message", "from", pc.conn.RemoteAddr().String(), "err", text)
-	m := newError(proxyID, decodeText(pc.fr.f[wire.KeySrcID]), codeBadMessage, text)
+	pc.refuseWith(log, codeBadMessage, text)
+}
+
+// refuseWith answers the message in pc.fr with an error message of code;
+// the caller then closes the connection.
+func (pc *pconn) refuseWith(log *slog.Logger, code, text string) {
+	log.Warn("Refused", "from", pc.conn.RemoteAddr().String(), "code", code, "err", text)
+	m := newError(proxyID, decodeText(pc.fr.f[wire.KeySrcID]), code, text)
 	pc.send(m, pc.fr.seq, pc.fr.quoted)
+	pc.refused = true
+}
+
+// lingerTimeout bounds the reading that follows a refusal.
+const lingerTimeout = 500 * time.Millisecond
+
+// linger closes the sending side and discards what the peer still sends for
+// a moment: closing with unread input would reset the connection, and the
+// reset could destroy the error message just sent.
+func (pc *pconn) linger() {
+	if cw, ok := pc.conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	pc.conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+	io.Copy(io.Discard, io.LimitReader(pc.conn, 1<<20))
+}
+
+// codeFor returns the error code for a refused registration.
+func codeFor(err error) string {
+	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return codeUnauthorized
+	case errors.Is(err, ErrIDInUse):
+		return codeIDInUse
+	}
+	return codeBadMessage
 }
 
 // answerError answers the forwarded message fr with an error message from

@@ -49,6 +49,7 @@ func referenceDecode(data []byte, m *Message) (quoted bool, err error) {
 	m.Code = refText(fields["code"])
 	m.Hold = refBool(fields["hold"])
 	m.Mux = refBool(fields["mux"])
+	m.Token = refText(fields["token"])
 	if raw, ok := fields["seq"]; ok {
 		seq, _, err := refInt("seq", raw)
 		if err != nil || seq < 0 {

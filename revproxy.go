@@ -2,11 +2,13 @@ package revproxy
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -31,12 +33,67 @@ type Proxy struct {
 	// Messages on a multiplexed link wait for their server's answer as
 	// long as the link lives.
 	ServerTimeout time.Duration
+	// MaxMessageSize bounds one message; a larger one is refused while it is
+	// read, without being buffered, and its connection closed. Zero means
+	// 1 MiB.
+	MaxMessageSize int
+	// MaxConns bounds the connections served at once; one more gets an
+	// "overloaded" error message and is closed. Zero means no bound.
+	MaxConns int
+	// FirstMessageTimeout bounds the wait for a connection's first message.
+	// Zero means 10 seconds.
+	FirstMessageTimeout time.Duration
+	// IdleTimeout closes a client connection that sends no message for this
+	// long. Zero means 5 minutes; a negative value, never. A server's
+	// registration is not subject to it.
+	IdleTimeout time.Duration
+	// MaxPending bounds the messages in flight on one multiplexed server
+	// link. A message for a full server goes to the next of its policy; when
+	// all are full, the client gets an "overloaded" error message at once
+	// (see [ErrOverloaded]). Zero means 1024.
+	MaxPending int
+
+	// Token, if set, is the secret every setup message must carry; a
+	// registration without it is refused (see [ErrUnauthorized]). Use it
+	// where the network is trusted not to be read, or over TLS.
+	Token string
+	// Authorize, if set, is asked about every data message before it is
+	// forwarded; an error refuses the message with an error message to the
+	// client (see [ErrForbidden]), and the connection goes on.
+	Authorize func(*AuthRequest) error
+
 	// Logger receives registrations at Info, every message at Debug and
 	// connection failures at Warn. Nil means silent.
 	Logger *slog.Logger
 
 	table table
+	conns atomic.Int64 // connections being served
 }
+
+// AuthRequest describes a data message for [Proxy.Authorize].
+type AuthRequest struct {
+	ClientID string   // the message's "srcid"
+	Policy   string   // the policy it is for
+	Conn     net.Conn // the client's connection, for its address or TLS state
+}
+
+func (p *Proxy) maxMessageSize() int { return orDefault(p.MaxMessageSize, defaultMaxMessage) }
+
+func (p *Proxy) firstMessageTimeout() time.Duration {
+	if p.FirstMessageTimeout > 0 {
+		return p.FirstMessageTimeout
+	}
+	return 10 * time.Second
+}
+
+func (p *Proxy) idleTimeout() time.Duration {
+	if p.IdleTimeout != 0 {
+		return p.IdleTimeout
+	}
+	return 5 * time.Minute
+}
+
+func (p *Proxy) maxPending() int { return orDefault(p.MaxPending, 1024) }
 
 func (p *Proxy) dialTimeout() time.Duration {
 	if p.DialTimeout > 0 {
@@ -84,16 +141,30 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 // server's registration, a multiplexed server link, or a client connection.
 func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	log := logger(p.Logger)
-	pc := newPconn(c)
+	pc := newPconn(c, p.maxMessageSize())
+	if n := p.conns.Add(1); p.MaxConns > 0 && n > int64(p.MaxConns) {
+		p.conns.Add(-1)
+		log.Warn("Too many connections", "from", c.RemoteAddr().String(), "max", p.MaxConns)
+		pc.send(newError(proxyID, "", codeOverloaded, "too many connections"), 0, false)
+		pc.out.drain(drainTimeout)
+		pc.linger()
+		return
+	}
+	defer p.conns.Add(-1)
 	defer func() {
 		pc.awaitOwed(ctx, drainTimeout)
 		pc.legacy.Wait()
 		pc.out.drain(drainTimeout) // what was queued last, such as an error message
+		if pc.refused {
+			pc.linger()
+		}
 	}()
 
+	c.SetReadDeadline(time.Now().Add(p.firstMessageTimeout()))
 	if err := p.read(pc, log); err != nil {
 		return
 	}
+	c.SetReadDeadline(time.Time{})
 	switch pc.fr.typ {
 	case TypeSetup:
 		p.serveServer(ctx, pc, log)
@@ -146,7 +217,7 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 		}
 		r, err := p.register(pc, m, nil)
 		if err != nil {
-			pc.refuse(log, err.Error())
+			pc.refuseWith(log, codeFor(err), err.Error())
 			return
 		}
 		if m.Hold {
@@ -161,6 +232,9 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 // register adds the server of a setup message to the switching table; link
 // is its multiplexed link, or nil for a server the proxy dials.
 func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error) {
+	if p.Token != "" && subtle.ConstantTimeCompare([]byte(m.Token), []byte(p.Token)) != 1 {
+		return nil, fmt.Errorf("%w: registration of server %s without the proxy's token", ErrUnauthorized, m.ID)
+	}
 	switch {
 	case m.ID == "":
 		return nil, errors.New("setup message without a server id")
@@ -184,7 +258,12 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error
 		r.addr = pc.conn.RemoteAddr().String()
 		link.route = r
 	}
-	p.table.add(r)
+	if m.Hold || link != nil {
+		r.owner = pc
+	}
+	if err := p.table.add(r); err != nil {
+		return nil, err
+	}
 	logger(p.Logger).Info("Receiving setup message", "server", r.id, "policy", r.policy, "addr", r.addr, "mux", link != nil)
 	return r, nil
 }

@@ -1,6 +1,9 @@
 package revproxy
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
 // route is one registered server: where to reach it and how it writes.
 type route struct {
@@ -9,6 +12,7 @@ type route struct {
 	addr   string      // host:port to dial for each message
 	quoted bool        // the server writes numbers as strings
 	link   *serverLink // the multiplexed link, or nil: dial addr per message
+	owner  *pconn      // the connection whose closing ends the registration
 }
 
 // ServerInfo describes a registered server.
@@ -38,8 +42,10 @@ type ring struct {
 
 // add registers r. An entry with the same id is replaced in place when the
 // policy is the same, so the rotation keeps its order; otherwise the old
-// entry leaves its policy and r joins the end of its own.
-func (t *table) add(r *route) {
+// entry leaves its policy and r joins the end of its own. An entry held by a
+// live connection is not replaced from another connection: that is
+// ErrIDInUse.
+func (t *table) add(r *route) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.policies == nil {
@@ -47,11 +53,14 @@ func (t *table) add(r *route) {
 		t.ids = make(map[string]*route)
 	}
 	if old, ok := t.ids[r.id]; ok {
+		if old.owner != nil && old.owner != r.owner {
+			return fmt.Errorf("%w: server %s is registered from %s", ErrIDInUse, r.id, old.addr)
+		}
 		if old.policy == r.policy {
 			rg := t.policies[r.policy]
 			rg.routes[rg.index(old)] = r
 			t.ids[r.id] = r
-			return
+			return nil
 		}
 		t.removeLocked(old)
 	}
@@ -62,6 +71,7 @@ func (t *table) add(r *route) {
 	}
 	rg.routes = append(rg.routes, r)
 	t.ids[r.id] = r
+	return nil
 }
 
 // remove deletes r if it is still the entry for its id, and reports whether

@@ -77,3 +77,11 @@ var discard = slog.New(slog.DiscardHandler)
 func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
 }
+
+// orDefault returns v, or def when v is not positive.
+func orDefault(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}

@@ -18,6 +18,7 @@ import (
 type serverLink struct {
 	pc    *pconn
 	route *route
+	max   int // messages in flight at most
 
 	mu     sync.Mutex
 	slots  []slot
@@ -44,10 +45,10 @@ func untag(seq uint64) (idx int, gen uint32) { return int(uint32(seq)) - 1, uint
 // connection ends; then the server leaves the table and the messages it has
 // not answered get error messages.
 func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.Logger) {
-	l := &serverLink{pc: pc}
+	l := &serverLink{pc: pc, max: p.maxPending()}
 	r, err := p.register(pc, m, l)
 	if err != nil {
-		pc.refuse(log, err.Error())
+		pc.refuseWith(log, codeFor(err), err.Error())
 		return
 	}
 	defer l.close(p, log)
@@ -68,13 +69,24 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 	}
 }
 
-// forward queues the data message fr from client to the server and reports
-// whether it could: false when the link has closed.
-func (l *serverLink) forward(client *pconn, fr *frame) bool {
+// Results of serverLink.forward.
+const (
+	forwarded = iota
+	linkClosed
+	linkFull
+)
+
+// forward queues the data message fr from client to the server, unless the
+// link has closed or has as many messages in flight as it may.
+func (l *serverLink) forward(client *pconn, fr *frame) int {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return false
+		return linkClosed
+	}
+	if len(l.slots)-len(l.free) >= l.max {
+		l.mu.Unlock()
+		return linkFull
 	}
 	var idx int
 	if n := len(l.free); n > 0 {
@@ -96,7 +108,7 @@ func (l *serverLink) forward(client *pconn, fr *frame) bool {
 
 	b := l.pc.out.begin()
 	l.pc.out.end(append(appendData(b, fr, seq, l.route.quoted), '\n'))
-	return true
+	return forwarded
 }
 
 // deliver relays a server's answer to the client waiting for it.

@@ -23,6 +23,7 @@ const (
 	KeyPayload
 	KeyCode
 	KeySeq
+	KeyToken
 	NumKeys
 )
 
@@ -335,6 +336,8 @@ func lookupKey(quoted []byte, escaped bool) (Key, bool) {
 		return KeyCode, true
 	case "seq":
 		return KeySeq, true
+	case "token":
+		return KeyToken, true
 	}
 	return 0, false
 }
