@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -103,7 +105,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if ln != nil {
 		serveConns(gctx, g, ln, log, func(ctx context.Context, c net.Conn) {
-			s.serveConn(ctx, c, handlers, connFromListener)
+			s.serveConn(ctx, c, handlers, connFromListener, nil)
 		})
 	}
 	role := connRegistration
@@ -133,26 +135,75 @@ func (s *Server) check(ln net.Listener) error {
 	return nil
 }
 
-// register sends the setup message and serves the registration connection
-// until the proxy closes it or ctx is done. An error message from the proxy
-// is returned.
+// register registers with the proxy and serves the registration
+// connection. After a revproxy Proxy has acknowledged the server, losing the
+// connection means the proxy went away: the server registers again, with
+// exponential backoff and jitter, until ctx is done. Failing to reach the
+// proxy at first, or a refusal, is returned. A connection that a proxy
+// closes without acknowledging (as the homework's proxies do) leaves a
+// server with a listener serving it.
 func (s *Server) register(ctx context.Context, port int, handlers *pool, role connRole) error {
 	log := logger(s.Logger)
-	log.Info("Connecting to the reverse proxy", "addr", s.ProxyAddr)
+	var delay time.Duration
+	for attempt := 0; ; attempt++ {
+		var acked bool
+		err := s.registerOnce(ctx, port, handlers, role, &acked)
+		var refused *RemoteError
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &refused) && (attempt == 0 || !errors.Is(err, ErrIDInUse)):
+			// Refused for good; but an id in use on a later attempt may be
+			// this server's old connection, not yet seen closed.
+			return err
+		case attempt == 0 && errors.Is(err, errDial):
+			return err
+		case !acked && errors.Is(err, errRegistrationClosed) && role == connRegistration:
+			log.Info("The proxy closed the registration connection; serving the listener", "err", err)
+			return nil
+		case !acked && errors.Is(err, errRegistrationClosed):
+			return fmt.Errorf("%w: %w", ErrConnLost, err)
+		}
+		if acked {
+			delay = 0
+		}
+		delay = backoff(delay)
+		log.Warn("Registering with the reverse proxy again", "in", delay, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// errRegistrationClosed: the registration connection ended.
+var errRegistrationClosed = errors.New("registration connection closed")
+
+// registerOnce dials the proxy, sends the setup message and serves the
+// connection until it ends; acked reports whether the proxy acknowledged.
+func (s *Server) registerOnce(ctx context.Context, port int, handlers *pool, role connRole, acked *bool) error {
+	logger(s.Logger).Info("Connecting to the reverse proxy", "addr", s.ProxyAddr)
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", s.ProxyAddr)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("revproxy: register with proxy: %w", err)
+		return fmt.Errorf("revproxy: register with proxy: %w: %w", errDial, err)
 	}
 	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy, Token: s.Token}
 	if _, err := c.Write(append(appendMessage(nil, &setup, s.StringFields), '\n')); err != nil {
 		c.Close()
-		return fmt.Errorf("revproxy: register with proxy: %w", err)
+		return fmt.Errorf("revproxy: register with proxy: %w: %w", errRegistrationClosed, err)
 	}
-	return s.serveConn(ctx, c, handlers, role)
+	return s.serveConn(ctx, c, handlers, role, acked)
+}
+
+// backoff returns the wait after one of prev: doubled, from 25ms up to
+// 500ms, then jittered to between half and all of it, so that servers
+// restarted together do not return in step, and a proxy that comes back is
+// found within a second.
+func backoff(prev time.Duration) time.Duration {
+	next := min(max(2*prev, 25*time.Millisecond), 500*time.Millisecond)
+	return next/2 + rand.N(next/2+1)
 }
 
 // connRole says where a server connection comes from.
@@ -170,7 +221,7 @@ const (
 // ends Serve. Tagged messages go to
 // the handler pool and are answered as they finish; untagged ones are
 // answered in order, one at a time.
-func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role connRole) error {
+func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role connRole, acked *bool) error {
 	registration := role != connFromListener
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -189,10 +240,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role
 			switch {
 			case errors.Is(err, ErrBadMessage):
 				refuse(m, err.Error())
-			case role == connOnlyRegistration && ctx.Err() == nil:
-				return fmt.Errorf("%w: the proxy closed the registration connection: %w", ErrConnLost, err)
 			case registration && ctx.Err() == nil:
-				log.Info("The proxy closed the registration connection", "err", err)
+				return fmt.Errorf("%w: %w", errRegistrationClosed, err)
 			case !isClosed(err) && ctx.Err() == nil:
 				log.Warn("Connection failed", "from", c.RemoteAddr().String(), "err", err)
 			}
@@ -210,6 +259,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role
 			}
 		case m.Type == TypeError && registration:
 			return fmt.Errorf("revproxy: registration refused: %w", remoteError(m))
+		case m.Type == TypeSetup && registration:
+			*acked = true
+			log.Info("Registered with the reverse proxy", "id", m.ID, "policy", m.Policy)
 		default:
 			refuse(m, "unexpected "+m.Type.String()+" message")
 			return nil

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,27 +88,65 @@ func TestGarbledAnswerReachesItsSend(t *testing.T) {
 	}
 }
 
-// TestServerWithoutListenerReportsLostProxy: a server with no listener has
-// nothing left to do when its proxy goes away, and Serve says so.
-func TestServerWithoutListenerReportsLostProxy(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &Proxy{}
+// TestServerReregistersAfterProxyRestart: a server registers again with a
+// proxy that restarts on the same address, and serves through it.
+func TestServerReregistersAfterProxyRestart(t *testing.T) {
 	ln := listen(t)
+	addr := ln.Addr().String()
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	p1 := &Proxy{}
 	stopped := make(chan error, 1)
-	go func() { stopped <- p.Serve(ctx, ln) }()
-	done := make(chan error, 1)
-	s := &Server{ID: "1", Policy: "P", ProxyAddr: ln.Addr().String()}
-	go func() { done <- s.Serve(context.Background(), nil) }()
-	waitFor(t, "server to register", func() bool { return len(p.Servers("P")) == 1 })
-	cancel()
+	go func() { stopped <- p1.Serve(ctx1, ln) }()
+	runRole(t, func(ctx context.Context) error {
+		return (&Server{ID: "1", Policy: "P", ProxyAddr: addr}).Serve(ctx, nil)
+	})
+	waitFor(t, "server to register", func() bool { return len(p1.Servers("P")) == 1 })
+	cancel1()
 	<-stopped
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrConnLost) {
-			t.Errorf("Serve = %v, want ErrConnLost", err)
+
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := &Proxy{}
+	runRole(t, func(ctx context.Context) error { return p2.Serve(ctx, ln2) })
+	waitFor(t, "server to register again", func() bool { return len(p2.Servers("P")) == 1 })
+	c := newClient(t, addr, "50")
+	if _, err := c.Send(testContext(t), "P", "x"); err != nil {
+		t.Errorf("Send after the restart: %v", err)
+	}
+}
+
+// TestLegacyProxyClosingRegistration: a proxy that closes the registration
+// without acknowledging it, as the homework's may, is not asked again: the
+// server goes on serving its listener.
+func TestLegacyProxyClosingRegistration(t *testing.T) {
+	ln := listen(t)
+	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			wire.NewReader(c, 1<<20).Next()
+			c.Close()
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve went on after its proxy went away")
+	}()
+	sln := listen(t)
+	runRole(t, func(ctx context.Context) error {
+		return (&Server{ID: "1", Policy: "P", ProxyAddr: ln.Addr().String()}).Serve(ctx, sln)
+	})
+	waitFor(t, "the registration", func() bool { return accepted.Load() == 1 })
+	time.Sleep(600 * time.Millisecond) // longer than the longest backoff
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("the server registered %d times", n)
+	}
+	c := newClient(t, sln.Addr().String(), "50")
+	if _, err := c.Send(testContext(t), "P", "x"); err != nil {
+		t.Errorf("the server stopped serving its listener: %v", err)
 	}
 }
 
