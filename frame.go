@@ -12,6 +12,7 @@ import (
 // per-message path neither unescapes nor allocates. The raw values point
 // into the reader's buffer and are valid until its next read.
 type frame struct {
+	raw    []byte // the whole message
 	f      wire.Fields
 	typ    Type
 	quoted bool // the sender wrote the type as a string
@@ -21,6 +22,7 @@ type frame struct {
 
 // decode scans data into fr. Errors wrap ErrBadMessage.
 func (fr *frame) decode(data []byte) error {
+	fr.raw = data
 	if err := wire.Scan(data, &fr.f); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}

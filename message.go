@@ -71,6 +71,10 @@ type Message struct {
 	// Code is a machine-readable reason in an error message ("code", a
 	// revproxy extension); see [RemoteError].
 	Code string
+	// Idempotent, in a setup message, says that the server's handler may
+	// safely see a message twice, so the proxy may send a message lost with
+	// the server to another ("idempotent", a revproxy extension).
+	Idempotent bool
 	// Token, in a setup message, is the registration secret a proxy may
 	// require ("token", a revproxy extension).
 	Token string
@@ -135,6 +139,7 @@ func (m *Message) fromFields(f *wire.Fields) (quoted bool, err error) {
 	m.Hold = decodeBool(f[wire.KeyHold])
 	m.Mux = decodeBool(f[wire.KeyMux])
 	m.Token = decodeText(f[wire.KeyToken])
+	m.Idempotent = decodeBool(f[wire.KeyIdempotent])
 	if m.ListenPort, _, err = decodeInt("listenport", f[wire.KeyListenPort]); err != nil {
 		return false, err
 	}
@@ -232,6 +237,9 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 		}
 		if m.Mux {
 			dst = append(dst, `,"mux":true`...)
+		}
+		if m.Idempotent {
+			dst = append(dst, `,"idempotent":true`...)
 		}
 		if m.Token != "" {
 			dst = appendKey(dst, "token")

@@ -147,7 +147,7 @@ func TestLinkLostAnswersPending(t *testing.T) {
 		}()
 	}
 	r := wire.NewReader(srv, 1<<20)
-	for range 3 { // the server reads the messages, then dies without answering
+	for range 4 { // its acknowledgement and the messages, then it dies without answering
 		if _, err := r.Next(); err != nil {
 			t.Fatal(err)
 		}
@@ -283,6 +283,49 @@ func TestSlowClientDelaysNoOne(t *testing.T) {
 		}
 		if reply.Payload != payload {
 			t.Fatalf("message %d: got %q", i, reply.Payload)
+		}
+	}
+}
+
+// TestIdempotentMessagesSentAgain: messages lost with an idempotent server
+// go to another server of the policy, and their clients get real replies.
+func TestIdempotentMessagesSentAgain(t *testing.T) {
+	p, addr := startProxy(t)
+	dying, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dying.Close()
+	io.WriteString(dying, `{"type":1,"id":"dying","privPolyId":"P","hold":true,"mux":true,"idempotent":true}`)
+	waitFor(t, "the dying server to register", func() bool { return len(p.Servers("P")) == 1 })
+
+	c := newClient(t, addr, "50")
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			payload := fmt.Sprint("again ", i)
+			reply, err := c.Send(testContext(t), "P", payload)
+			if err == nil {
+				err = VerifySHA1(payload, reply)
+			}
+			if err == nil && reply.SrcID != "live" {
+				err = fmt.Errorf("answered by %s", reply.SrcID)
+			}
+			errs <- err
+		}()
+	}
+	r := wire.NewReader(dying, 1<<20)
+	for range 3 { // its acknowledgement, then the two messages
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startServerNoListener(t, p, &Server{ID: "live", Policy: "P", ProxyAddr: addr, Idempotent: true})
+	waitFor(t, "both servers", func() bool { return len(p.Servers("P")) == 2 })
+	dying.Close()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -36,6 +36,11 @@ type Server struct {
 	// handled one at a time on their connection's goroutine, in order, and
 	// are not counted.
 	MaxHandlers int
+	// Idempotent declares that the Handler may safely see a message twice:
+	// a revproxy Proxy then sends a message lost with this server (its link
+	// closed before the answer) to another server of the policy, instead of
+	// answering it with ErrUnavailable.
+	Idempotent bool
 	// Token is the proxy's registration secret, sent in the setup message
 	// when not empty (see [Proxy.Token]).
 	Token string
@@ -189,7 +194,7 @@ func (s *Server) registerOnce(ctx context.Context, port int, handlers *pool, rol
 	if err != nil {
 		return fmt.Errorf("revproxy: register with proxy: %w: %w", errDial, err)
 	}
-	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy, Token: s.Token}
+	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy, Idempotent: s.Idempotent, Token: s.Token}
 	if _, err := c.Write(append(appendMessage(nil, &setup, s.StringFields), '\n')); err != nil {
 		c.Close()
 		return fmt.Errorf("revproxy: register with proxy: %w: %w", errRegistrationClosed, err)
@@ -325,6 +330,13 @@ type Client struct {
 	// refuses a larger payload itself. Zero means 1 MiB, what a Proxy takes
 	// by default.
 	MaxMessageSize int
+	// Retry makes Send try again, with exponential backoff and jitter until
+	// its context is done, when the answer was lost with the connection,
+	// when the proxy cannot be reached, or when it answers that no server
+	// serves the policy, none could take the message, or all are busy. Set
+	// it only for idempotent handlers: a message sent again may be handled
+	// twice.
+	Retry bool
 	// Logger receives connection failures at Warn. Nil means silent.
 	Logger *slog.Logger
 
@@ -338,6 +350,34 @@ type Client struct {
 // (test it with errors.Is against [ErrNoServer], [ErrUnavailable], ...). If
 // ctx ends first, Send returns ctx's error and the late answer is dropped.
 func (c *Client) Send(ctx context.Context, policy, payload string) (*Message, error) {
+	var delay time.Duration
+	for {
+		reply, err := c.sendOnce(ctx, policy, payload)
+		if err == nil || !c.Retry || !retryable(err) {
+			return reply, err
+		}
+		delay = backoff(delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w; gave up: %w", err, ctx.Err())
+		}
+	}
+}
+
+// retryable reports whether a Send that failed with err may be tried again
+// by a Client with Retry set.
+func retryable(err error) bool {
+	for _, e := range []error{ErrConnLost, errDial, ErrNoServer, ErrUnavailable, ErrOverloaded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// sendOnce sends the message once and waits for its answer.
+func (c *Client) sendOnce(ctx context.Context, policy, payload string) (*Message, error) {
 	cc, err := c.conn(ctx)
 	if err != nil {
 		return nil, err
@@ -388,7 +428,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", c.ProxyAddr)
 	if err != nil {
-		return nil, fmt.Errorf("revproxy: connect to proxy: %w", err)
+		return nil, fmt.Errorf("revproxy: connect to proxy: %w: %w", errDial, err)
 	}
 	if old := c.cur; old != nil {
 		old.g.Wait()

@@ -68,7 +68,7 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 			log.Warn("Refused a message", "client", decodeText(fr.f[wire.KeySrcID]), "policy", string(policy), "err", err)
 			pc.answerError(fr, codeForbidden, err.Error())
 		} else {
-			p.route(ctx, pc, policy, log)
+			p.route(ctx, pc, fr, policy, log)
 		}
 		if fr.seq == 0 {
 			select {
@@ -94,12 +94,12 @@ func (p *Proxy) authorize(pc *pconn, policy []byte) error {
 	return p.Authorize(&AuthRequest{ClientID: decodeText(pc.fr.f[wire.KeySrcID]), Policy: string(policy), Conn: pc.conn})
 }
 
-// route forwards the data message in pc.fr to the next server of its policy.
-// A server that cannot take it (its link has closed, or it cannot be dialled)
-// is skipped for the next, each at most once; when none can, or none serves
-// the policy, the client gets an error message.
-func (p *Proxy) route(ctx context.Context, pc *pconn, policy []byte, log *slog.Logger) {
-	fr := &pc.fr
+// route forwards the data message fr from the client pc to the next server
+// of its policy. A server that cannot take it (its link has closed or is
+// full, or it cannot be dialled) is skipped for the next, each at most once;
+// when none can, or none serves the policy, the client gets an error
+// message.
+func (p *Proxy) route(ctx context.Context, pc *pconn, fr *frame, policy []byte, log *slog.Logger) {
 	r, n := p.table.next(policy)
 	full := false
 	for tried := 1; r != nil; tried++ {
@@ -114,7 +114,7 @@ func (p *Proxy) route(ctx context.Context, pc *pconn, policy []byte, log *slog.L
 				full = true
 			}
 		} else if c, err := p.dialServer(ctx, r); err == nil {
-			p.exchange(ctx, pc, r, c, log)
+			p.exchange(ctx, pc, fr, r, c, log)
 			return
 		} else {
 			log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)

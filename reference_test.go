@@ -50,6 +50,7 @@ func referenceDecode(data []byte, m *Message) (quoted bool, err error) {
 	m.Hold = refBool(fields["hold"])
 	m.Mux = refBool(fields["mux"])
 	m.Token = refText(fields["token"])
+	m.Idempotent = refBool(fields["idempotent"])
 	if raw, ok := fields["seq"]; ok {
 		seq, _, err := refInt("seq", raw)
 		if err != nil || seq < 0 {

@@ -253,6 +253,8 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error
 		addr:   net.JoinHostPort(host, strconv.Itoa(m.ListenPort)),
 		quoted: pc.fr.quoted,
 		link:   link,
+
+		idempotent: m.Idempotent,
 	}
 	if link != nil {
 		r.addr = pc.conn.RemoteAddr().String()

@@ -13,6 +13,8 @@ type route struct {
 	quoted bool        // the server writes numbers as strings
 	link   *serverLink // the multiplexed link, or nil: dial addr per message
 	owner  *pconn      // the connection whose closing ends the registration
+
+	idempotent bool // a message lost with the server may go to another
 }
 
 // ServerInfo describes a registered server.

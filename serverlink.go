@@ -34,6 +34,7 @@ type slot struct {
 	busy   bool
 	gen    uint32 // distinguishes the slot's successive messages
 	srcid  []byte // the client's raw id, for an error message
+	msg    []byte // the message itself, kept for an idempotent server
 }
 
 // tag and untag map a slot to the seq sent to the server and back.
@@ -51,7 +52,7 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 		pc.refuseWith(log, codeFor(err), err.Error())
 		return
 	}
-	defer l.close(p, log)
+	defer l.close(ctx, p, log)
 	for {
 		if err := readFrame(pc.r, &pc.fr); err != nil {
 			if !isClosed(err) {
@@ -103,6 +104,9 @@ func (l *serverLink) forward(client *pconn, fr *frame) int {
 		s.gen = 1
 	}
 	s.srcid = append(s.srcid[:0], fr.f[wire.KeySrcID]...)
+	if l.route.idempotent {
+		s.msg = append(s.msg[:0], fr.raw...)
+	}
 	seq := tag(idx, s.gen)
 	l.mu.Unlock()
 
@@ -132,23 +136,36 @@ func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
 	client.answerFrame(fr, seq, quoted)
 }
 
-// close takes the server out of the table and answers every message it
-// still owes with an error: it may or may not have handled them.
-func (l *serverLink) close(p *Proxy, log *slog.Logger) {
+// close takes the server out of the table and deals with every message it
+// still owes: one for an idempotent server goes to another server of the
+// policy; any other is answered with an error, as the server may or may not
+// have handled it.
+func (l *serverLink) close(ctx context.Context, p *Proxy, log *slog.Logger) {
 	if p.table.remove(l.route) {
 		log.Info("Server left", "id", l.route.id, "policy", l.route.policy)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.closed = true
-	text := "server " + l.route.id + " went away before answering"
+	owed := make([]slot, 0, len(l.slots)-len(l.free))
 	for i := range l.slots {
-		s := &l.slots[i]
-		if !s.busy {
-			continue
+		if s := &l.slots[i]; s.busy {
+			owed = append(owed, *s)
+			s.client, s.busy, s.msg = nil, false, nil
+		}
+	}
+	l.mu.Unlock()
+	// Outside the lock: sending on goes through other links' locks.
+	text := "server " + l.route.id + " went away before answering"
+	for _, s := range owed {
+		if l.route.idempotent && s.msg != nil {
+			var fr frame
+			if fr.decode(s.msg) == nil {
+				log.Info("Sending a message again", "from", l.route.id, "policy", l.route.policy)
+				p.route(ctx, s.client, &fr, fr.policy(), log)
+				continue
+			}
 		}
 		s.client.answerMessage(newError(proxyID, decodeText(s.srcid), codeUnavailable, text), s.seq, s.quoted)
-		s.client, s.busy = nil, false
 	}
 }
 
@@ -165,17 +182,17 @@ func (p *Proxy) dialServer(ctx context.Context, r *route) (net.Conn, error) {
 	return c, nil
 }
 
-// exchange sends the data message in pc.fr over c, a new connection to a
-// legacy server, and queues the answer for the client: in this goroutine
-// for an untagged message, in a goroutine of its own for a tagged one.
-func (p *Proxy) exchange(ctx context.Context, pc *pconn, r *route, c net.Conn, log *slog.Logger) {
-	m, err := pc.fr.message() // a copy: the frame is reused by the next read
+// exchange sends the data message fr over c, a new connection to a legacy
+// server, and queues the answer for the client pc: in this goroutine for an
+// untagged message, in a goroutine of its own for a tagged one.
+func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *route, c net.Conn, log *slog.Logger) {
+	m, err := fr.message() // a copy: the frame is reused by the next read
 	if err != nil {
 		c.Close()
-		pc.answerError(&pc.fr, codeBadMessage, err.Error())
+		pc.answerError(fr, codeBadMessage, err.Error())
 		return
 	}
-	seq, quoted := m.Seq, pc.fr.quoted
+	seq, quoted := m.Seq, fr.quoted
 	m.Seq = 0
 	run := func() {
 		defer c.Close()

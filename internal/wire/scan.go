@@ -24,6 +24,7 @@ const (
 	KeyCode
 	KeySeq
 	KeyToken
+	KeyIdempotent
 	NumKeys
 )
 
@@ -338,6 +339,8 @@ func lookupKey(quoted []byte, escaped bool) (Key, bool) {
 		return KeySeq, true
 	case "token":
 		return KeyToken, true
+	case "idempotent":
+		return KeyIdempotent, true
 	}
 	return 0, false
 }
