@@ -18,6 +18,7 @@ const (
 	TypeSetup Type = 1 // server → proxy: register id, policy and listen port
 	TypeReply Type = 2 // server → proxy → client: the handler's answer
 	TypeError Type = 3 // proxy or server → client: why there is no reply
+	TypePing  Type = 4 // server ⇄ proxy, on a held registration: a heartbeat
 )
 
 // String names the type, as "data", "setup", "reply" or "error".
@@ -31,6 +32,8 @@ func (t Type) String() string {
 		return "reply"
 	case TypeError:
 		return "error"
+	case TypePing:
+		return "ping"
 	}
 	return "type " + strconv.Itoa(int(t))
 }
@@ -75,6 +78,12 @@ type Message struct {
 	// safely see a message twice, so the proxy may send a message lost with
 	// the server to another ("idempotent", a revproxy extension).
 	Idempotent bool
+	// Heartbeat, in a setup message, is the interval in milliseconds at
+	// which the server pings the proxy over this connection; the proxy
+	// answers each ping, and either side that hears nothing for three
+	// intervals takes the other for gone ("heartbeat", a revproxy
+	// extension).
+	Heartbeat int
 	// Token, in a setup message, is the registration secret a proxy may
 	// require ("token", a revproxy extension).
 	Token string
@@ -144,6 +153,9 @@ func (m *Message) fromFields(f *wire.Fields) (quoted bool, err error) {
 		return false, err
 	}
 	if m.PayloadSize, _, err = decodeInt("payloadsize", f[wire.KeyPayloadSize]); err != nil {
+		return false, err
+	}
+	if m.Heartbeat, _, err = decodeInt("heartbeat", f[wire.KeyHeartbeat]); err != nil {
 		return false, err
 	}
 	return quoted, nil
@@ -223,6 +235,7 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 	dst = append(dst, `{"type":`...)
 	dst = appendInt(dst, int(m.Type), quoted)
 	switch m.Type {
+	case TypePing:
 	case TypeSetup:
 		dst = appendKey(dst, "id")
 		dst = appendID(dst, m.ID, quoted)
@@ -240,6 +253,10 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 		}
 		if m.Idempotent {
 			dst = append(dst, `,"idempotent":true`...)
+		}
+		if m.Heartbeat != 0 {
+			dst = appendKey(dst, "heartbeat")
+			dst = strconv.AppendInt(dst, int64(m.Heartbeat), 10)
 		}
 		if m.Token != "" {
 			dst = appendKey(dst, "token")

@@ -210,8 +210,10 @@ func FuzzDecode(f *testing.F) {
 			want := m
 			// Only the keys of the message's type are written.
 			switch m.Type {
+			case TypePing:
+				want = Message{Type: m.Type, Seq: m.Seq}
 			case TypeSetup:
-				want = Message{Type: m.Type, ID: m.ID, Policy: m.Policy, ListenPort: m.ListenPort, Hold: m.Hold, Mux: m.Mux, Idempotent: m.Idempotent, Token: m.Token, Seq: m.Seq}
+				want = Message{Type: m.Type, ID: m.ID, Policy: m.Policy, ListenPort: m.ListenPort, Hold: m.Hold, Mux: m.Mux, Idempotent: m.Idempotent, Heartbeat: m.Heartbeat, Token: m.Token, Seq: m.Seq}
 			case TypeData:
 				want = Message{Type: m.Type, SrcID: m.SrcID, Policy: m.Policy, PayloadSize: m.PayloadSize, Payload: m.Payload, Seq: m.Seq}
 			default:

@@ -41,6 +41,11 @@ type Server struct {
 	// closed before the answer) to another server of the policy, instead of
 	// answering it with ErrUnavailable.
 	Idempotent bool
+	// Heartbeat is the interval at which the server pings a revproxy Proxy
+	// over its registration; each side takes the other for gone after three
+	// intervals of silence, and the server registers again. Zero means 5
+	// seconds; a negative value turns heartbeats off.
+	Heartbeat time.Duration
 	// Token is the proxy's registration secret, sent in the setup message
 	// when not empty (see [Proxy.Token]).
 	Token string
@@ -194,12 +199,40 @@ func (s *Server) registerOnce(ctx context.Context, port int, handlers *pool, rol
 	if err != nil {
 		return fmt.Errorf("revproxy: register with proxy: %w: %w", errDial, err)
 	}
-	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy, Idempotent: s.Idempotent, Token: s.Token}
+	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy,
+		Idempotent: s.Idempotent, Heartbeat: int(s.heartbeat() / time.Millisecond), Token: s.Token}
 	if _, err := c.Write(append(appendMessage(nil, &setup, s.StringFields), '\n')); err != nil {
 		c.Close()
 		return fmt.Errorf("revproxy: register with proxy: %w: %w", errRegistrationClosed, err)
 	}
 	return s.serveConn(ctx, c, handlers, role, acked)
+}
+
+// heartbeat returns the ping interval, or 0 for none.
+func (s *Server) heartbeat() time.Duration {
+	switch {
+	case s.Heartbeat < 0:
+		return 0
+	case s.Heartbeat == 0:
+		return 5 * time.Second
+	}
+	return max(s.Heartbeat, time.Millisecond)
+}
+
+// ping sends a heartbeat on out every interval until stop closes.
+func ping(out *outbox, every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if sendMessage(out, &Message{Type: TypePing}, false) != nil {
+				return
+			}
+		case <-stop:
+			return
+		}
+	}
 }
 
 // backoff returns the wait after one of prev: doubled, from 25ms up to
@@ -238,7 +271,16 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role
 		log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", text)
 		sendMessage(out, errorMessage(s.ID, m, codeBadMessage, text), s.StringFields)
 	}
+	var alive liveness // once acknowledged, the proxy answers our pings
+	pinging := make(chan struct{})
+	var pinger sync.WaitGroup
+	defer func() { // the pinger may be writing: close first, then wait
+		close(pinging)
+		c.Close()
+		pinger.Wait()
+	}()
 	for {
+		alive.extend()
 		m := new(Message)
 		quoted, err := readMessage(r, m)
 		if err != nil {
@@ -265,8 +307,18 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role
 		case m.Type == TypeError && registration:
 			return fmt.Errorf("revproxy: registration refused: %w", remoteError(m))
 		case m.Type == TypeSetup && registration:
-			*acked = true
 			log.Info("Registered with the reverse proxy", "id", m.ID, "policy", m.Policy)
+			if every := s.heartbeat(); every > 0 && !*acked {
+				alive.start(c, int(every/time.Millisecond))
+				pinger.Add(1)
+				go func() {
+					defer pinger.Done()
+					ping(out, every, pinging)
+				}()
+			}
+			*acked = true
+		case m.Type == TypePing && registration:
+			// the proxy's answer: it is alive
 		default:
 			refuse(m, "unexpected "+m.Type.String()+" message")
 			return nil

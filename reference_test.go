@@ -64,6 +64,9 @@ func referenceDecode(data []byte, m *Message) (quoted bool, err error) {
 	if m.PayloadSize, _, err = refInt("payloadsize", fields["payloadsize"]); err != nil {
 		return false, err
 	}
+	if m.Heartbeat, _, err = refInt("heartbeat", fields["heartbeat"]); err != nil {
+		return false, err
+	}
 	return quoted, nil
 }
 

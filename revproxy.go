@@ -201,7 +201,16 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 			log.Info("Server left", "id", held.id, "policy", held.policy)
 		}
 	}()
+	var alive liveness
 	for {
+		if held != nil && pc.fr.typ == TypePing {
+			pc.send(&Message{Type: TypePing}, 0, false)
+			alive.extend()
+			if err := p.read(pc, log); err != nil {
+				return
+			}
+			continue
+		}
 		if pc.fr.typ != TypeSetup {
 			pc.refuse(log, "unexpected "+pc.fr.typ.String()+" message on a server connection")
 			return
@@ -222,6 +231,8 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 		}
 		if m.Hold {
 			held = r
+			alive.start(pc.conn, m.Heartbeat)
+			alive.extend()
 		}
 		if err := p.read(pc, log); err != nil {
 			return

@@ -53,7 +53,10 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 		return
 	}
 	defer l.close(ctx, p, log)
+	var alive liveness
+	alive.start(pc.conn, m.Heartbeat)
 	for {
+		alive.extend()
 		if err := readFrame(pc.r, &pc.fr); err != nil {
 			if !isClosed(err) {
 				log.Warn("Server link failed", "server", r.id, "err", err)
@@ -63,6 +66,8 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 		switch pc.fr.typ {
 		case TypeReply, TypeError:
 			l.deliver(ctx, &pc.fr, log)
+		case TypePing:
+			pc.send(&Message{Type: TypePing}, 0, false)
 		default:
 			log.Warn("Unexpected message from server", "server", r.id, "type", pc.fr.typ)
 			return
@@ -236,4 +241,33 @@ func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *route, m *Message
 		log.Debug("Received a reply", "server", r.id, "client", reply.DestID, "payload", reply.Payload)
 	}
 	return reply
+}
+
+// liveness keeps a read deadline of three heartbeat intervals on a
+// connection whose peer pings, so that a peer gone silent (its host crashed,
+// the network cut) is noticed. The deadline moves at most every quarter
+// interval, not at every message.
+type liveness struct {
+	conn  net.Conn
+	every time.Duration
+	moved time.Time
+}
+
+// start watches c for a peer that pings every heartbeat milliseconds; zero
+// or less watches nothing.
+func (a *liveness) start(c net.Conn, heartbeat int) {
+	a.conn = c
+	a.every = time.Duration(heartbeat) * time.Millisecond
+	a.moved = time.Time{}
+}
+
+// extend moves the deadline, if it is due to move.
+func (a *liveness) extend() {
+	if a.every <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(a.moved) >= a.every/4 {
+		a.conn.SetReadDeadline(now.Add(3 * a.every))
+		a.moved = now
+	}
 }

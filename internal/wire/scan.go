@@ -25,6 +25,7 @@ const (
 	KeySeq
 	KeyToken
 	KeyIdempotent
+	KeyHeartbeat
 	NumKeys
 )
 
@@ -341,6 +342,8 @@ func lookupKey(quoted []byte, escaped bool) (Key, bool) {
 		return KeyToken, true
 	case "idempotent":
 		return KeyIdempotent, true
+	case "heartbeat":
+		return KeyHeartbeat, true
 	}
 	return 0, false
 }
