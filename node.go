@@ -2,6 +2,7 @@ package revproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,11 @@ type Server struct {
 	// closed before the answer) to another server of the policy, instead of
 	// answering it with ErrUnavailable.
 	Idempotent bool
+	// TLSConfig, if set, makes the server register with the proxy over
+	// TLS; include a certificate for a proxy that requires one. To serve
+	// legacy proxies over TLS as well, give Serve a listener made with
+	// tls.NewListener.
+	TLSConfig *tls.Config
 	// Heartbeat is the interval at which the server pings a revproxy Proxy
 	// over its registration; each side takes the other for gone after three
 	// intervals of silence, and the server registers again. Zero means 5
@@ -194,8 +200,7 @@ var errRegistrationClosed = errors.New("registration connection closed")
 // connection until it ends; acked reports whether the proxy acknowledged.
 func (s *Server) registerOnce(ctx context.Context, port int, handlers *pool, role connRole, acked *bool) error {
 	logger(s.Logger).Info("Connecting to the reverse proxy", "addr", s.ProxyAddr)
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", s.ProxyAddr)
+	c, err := dial(ctx, s.ProxyAddr, s.TLSConfig, 0)
 	if err != nil {
 		return fmt.Errorf("revproxy: register with proxy: %w: %w", errDial, err)
 	}
@@ -382,6 +387,8 @@ type Client struct {
 	// refuses a larger payload itself. Zero means 1 MiB, what a Proxy takes
 	// by default.
 	MaxMessageSize int
+	// TLSConfig, if set, makes the client connect over TLS.
+	TLSConfig *tls.Config
 	// Retry makes Send try again, with exponential backoff and jitter until
 	// its context is done, when the answer was lost with the connection,
 	// when the proxy cannot be reached, or when it answers that no server
@@ -477,8 +484,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	if c.ProxyAddr == "" {
 		return nil, fmt.Errorf("%w: Client.ProxyAddr is empty", ErrConfig)
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", c.ProxyAddr)
+	nc, err := dial(ctx, c.ProxyAddr, c.TLSConfig, 0)
 	if err != nil {
 		return nil, fmt.Errorf("revproxy: connect to proxy: %w: %w", errDial, err)
 	}

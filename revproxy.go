@@ -3,6 +3,7 @@ package revproxy
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +54,16 @@ type Proxy struct {
 	// (see [ErrOverloaded]). Zero means 1024.
 	MaxPending int
 
+	// TLSConfig, if set, makes the proxy accept only TLS: clients and
+	// servers then connect with a TLSConfig of their own. For mutual TLS,
+	// set ClientAuth (tls.VerifyClientCertIfGiven lets clients in without a
+	// certificate) and ClientCAs, with RequireServerCert below.
+	TLSConfig *tls.Config
+	// RequireServerCert refuses a setup message from a connection that has
+	// not presented a client certificate verified against TLSConfig's
+	// ClientCAs (see [ErrUnauthorized]): only servers holding a certificate
+	// the proxy trusts can register.
+	RequireServerCert bool
 	// Token, if set, is the secret every setup message must carry; a
 	// registration without it is refused (see [ErrUnauthorized]). Use it
 	// where the network is trusted not to be read, or over TLS.
@@ -131,7 +142,10 @@ func (p *Proxy) ListenAndServe(ctx context.Context, addr string) error {
 // on one connection is logged and ends that connection only.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	log := logger(p.Logger)
-	log.Info("Running the reverse proxy", "addr", ln.Addr().String())
+	if p.TLSConfig != nil {
+		ln = tls.NewListener(ln, p.TLSConfig)
+	}
+	log.Info("Running the reverse proxy", "addr", ln.Addr().String(), "tls", p.TLSConfig != nil)
 	g, gctx := errgroup.WithContext(ctx)
 	serveConns(gctx, g, ln, log, p.serveConn)
 	return wait(ctx, g)
@@ -243,6 +257,9 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 // register adds the server of a setup message to the switching table; link
 // is its multiplexed link, or nil for a server the proxy dials.
 func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error) {
+	if p.RequireServerCert && !verifiedPeer(pc.conn) {
+		return nil, fmt.Errorf("%w: registration of server %s without a trusted certificate", ErrUnauthorized, m.ID)
+	}
 	if p.Token != "" && subtle.ConstantTimeCompare([]byte(m.Token), []byte(p.Token)) != 1 {
 		return nil, fmt.Errorf("%w: registration of server %s without the proxy's token", ErrUnauthorized, m.ID)
 	}
@@ -282,4 +299,11 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error
 	}
 	logger(p.Logger).Info("Receiving setup message", "server", r.id, "policy", r.policy, "addr", r.addr, "mux", link != nil)
 	return r, nil
+}
+
+// verifiedPeer reports whether c is a TLS connection whose peer presented a
+// certificate that verified.
+func verifiedPeer(c net.Conn) bool {
+	tc, ok := c.(*tls.Conn)
+	return ok && len(tc.ConnectionState().VerifiedChains) > 0
 }

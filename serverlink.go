@@ -179,8 +179,7 @@ var errDial = errors.New("cannot connect")
 
 // dialServer connects to a server that takes one message per connection.
 func (p *Proxy) dialServer(ctx context.Context, r *route) (net.Conn, error) {
-	d := net.Dialer{Timeout: p.dialTimeout()}
-	c, err := d.DialContext(ctx, "tcp", r.addr)
+	c, err := dial(ctx, r.addr, nil, p.dialTimeout())
 	if err != nil {
 		return nil, fmt.Errorf("server %s at %s: %w: %v", r.id, r.addr, errDial, err)
 	}
