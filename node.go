@@ -23,7 +23,13 @@ import (
 type Server struct {
 	ID        string // the server id sent in the setup message; required
 	Policy    string // the policy served, such as "PP_1"; required
-	ProxyAddr string // the proxy's address, host:port; required
+	ProxyAddr string // the proxy's address, host:port; this or ProxyAddrs is required
+
+	// ProxyAddrs are more proxies to register with: the server serves
+	// through all of them at once, so that no one proxy is needed. A proxy
+	// among several that cannot be reached is tried again with backoff
+	// rather than failing Serve.
+	ProxyAddrs []string
 
 	// Handler answers data messages. Nil means [SHA1Handler].
 	Handler Handler
@@ -128,8 +134,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if ln == nil {
 		role = connOnlyRegistration
 	}
-	g.Go(func() error { return s.register(gctx, port, handlers, role) })
+	proxies := s.proxies()
+	for _, addr := range proxies {
+		g.Go(func() error { return s.register(gctx, addr, len(proxies) > 1, port, handlers, role) })
+	}
 	return wait(ctx, g)
+}
+
+// proxies lists the addresses to register with.
+func (s *Server) proxies() []string {
+	if s.ProxyAddr == "" {
+		return s.ProxyAddrs
+	}
+	return append([]string{s.ProxyAddr}, s.ProxyAddrs...)
 }
 
 func (s *Server) check(ln net.Listener) error {
@@ -138,7 +155,7 @@ func (s *Server) check(ln net.Listener) error {
 		return fmt.Errorf("%w: Server.ID is empty", ErrConfig)
 	case s.Policy == "":
 		return fmt.Errorf("%w: Server.Policy is empty", ErrConfig)
-	case s.ProxyAddr == "":
+	case len(s.proxies()) == 0:
 		return fmt.Errorf("%w: Server.ProxyAddr is empty", ErrConfig)
 	case ln == nil && s.Legacy:
 		return fmt.Errorf("%w: a Legacy Server needs a listener", ErrConfig)
@@ -158,12 +175,12 @@ func (s *Server) check(ln net.Listener) error {
 // proxy at first, or a refusal, is returned. A connection that a proxy
 // closes without acknowledging (as the homework's proxies do) leaves a
 // server with a listener serving it.
-func (s *Server) register(ctx context.Context, port int, handlers *pool, role connRole) error {
-	log := logger(s.Logger)
+func (s *Server) register(ctx context.Context, addr string, several bool, port int, handlers *pool, role connRole) error {
+	log := logger(s.Logger).With("proxy", addr)
 	var delay time.Duration
 	for attempt := 0; ; attempt++ {
 		var acked bool
-		err := s.registerOnce(ctx, port, handlers, role, &acked)
+		err := s.registerOnce(ctx, addr, port, handlers, role, &acked)
 		var refused *RemoteError
 		switch {
 		case ctx.Err() != nil:
@@ -172,7 +189,7 @@ func (s *Server) register(ctx context.Context, port int, handlers *pool, role co
 			// Refused for good; but an id in use on a later attempt may be
 			// this server's old connection, not yet seen closed.
 			return err
-		case attempt == 0 && errors.Is(err, errDial):
+		case attempt == 0 && errors.Is(err, errDial) && !several:
 			return err
 		case !acked && errors.Is(err, errRegistrationClosed) && role == connRegistration:
 			log.Info("The proxy closed the registration connection; serving the listener", "err", err)
@@ -198,9 +215,9 @@ var errRegistrationClosed = errors.New("registration connection closed")
 
 // registerOnce dials the proxy, sends the setup message and serves the
 // connection until it ends; acked reports whether the proxy acknowledged.
-func (s *Server) registerOnce(ctx context.Context, port int, handlers *pool, role connRole, acked *bool) error {
-	logger(s.Logger).Info("Connecting to the reverse proxy", "addr", s.ProxyAddr)
-	c, err := dial(ctx, s.ProxyAddr, s.TLSConfig, 0)
+func (s *Server) registerOnce(ctx context.Context, addr string, port int, handlers *pool, role connRole, acked *bool) error {
+	logger(s.Logger).Info("Connecting to the reverse proxy", "addr", addr)
+	c, err := dial(ctx, addr, s.TLSConfig, 0)
 	if err != nil {
 		return fmt.Errorf("revproxy: register with proxy: %w: %w", errDial, err)
 	}
@@ -377,8 +394,14 @@ func (s *Server) handle(ctx context.Context, m *Message, log *slog.Logger) (answ
 // written from the homework read one message per receive: send to them from
 // one goroutine at a time. Close the Client when done.
 type Client struct {
-	ProxyAddr string // the proxy's address, host:port; required
+	ProxyAddr string // the proxy's address, host:port; this or ProxyAddrs is required
 	ID        string // the client id sent as "srcid"
+
+	// ProxyAddrs are more proxies to fail over to: the client connects to
+	// the first that answers, and after losing a connection starts from
+	// the next. With Retry, a message lost with a proxy goes through
+	// another.
+	ProxyAddrs []string
 
 	// StringFields writes the type and ids of data messages as JSON
 	// strings, for proxies written from the tutorial.
@@ -401,6 +424,7 @@ type Client struct {
 
 	mu     sync.Mutex
 	cur    *clientConn
+	at     int // the index of cur's proxy among proxies()
 	closed bool
 }
 
@@ -422,6 +446,14 @@ func (c *Client) Send(ctx context.Context, policy, payload string) (*Message, er
 			return nil, fmt.Errorf("%w; gave up: %w", err, ctx.Err())
 		}
 	}
+}
+
+// proxies lists the addresses to connect to, in order.
+func (c *Client) proxies() []string {
+	if c.ProxyAddr == "" {
+		return c.ProxyAddrs
+	}
+	return append([]string{c.ProxyAddr}, c.ProxyAddrs...)
 }
 
 // retryable reports whether a Send that failed with err may be tried again
@@ -481,10 +513,23 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	if c.cur != nil && c.cur.alive() {
 		return c.cur, nil
 	}
-	if c.ProxyAddr == "" {
+	proxies := c.proxies()
+	if len(proxies) == 0 {
 		return nil, fmt.Errorf("%w: Client.ProxyAddr is empty", ErrConfig)
 	}
-	nc, err := dial(ctx, c.ProxyAddr, c.TLSConfig, 0)
+	start := c.at
+	if c.cur != nil { // lost: begin with the next proxy
+		start++
+	}
+	var nc net.Conn
+	var err error
+	for i := range proxies {
+		at := (start + i) % len(proxies)
+		if nc, err = dial(ctx, proxies[at], c.TLSConfig, 0); err == nil {
+			c.at = at
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("revproxy: connect to proxy: %w: %w", errDial, err)
 	}
