@@ -280,6 +280,15 @@ func TestFailover(t *testing.T) {
 	if _, err := c.Send(ctx, "PP_2", "x"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("only dead servers: err = %v, want ErrUnavailable", err)
 	}
+	// The unreachable servers were ejected; registering again brings one back.
+	if diff := cmp.Diff([]string{"live"}, ids(p.Servers("PP_1"))); diff != "" {
+		t.Errorf("PP_1 after the failed dial (-want +got):\n%s", diff)
+	}
+	if _, err := c.Send(ctx, "PP_2", "x"); !errors.Is(err, ErrNoServer) {
+		t.Errorf("after ejection: err = %v, want ErrNoServer", err)
+	}
+	sendRaw(t, addr, fmt.Sprintf(`{"type":1,"id":"dead2","privPolyId":"PP_2","listenport":%d}`, deadPort))
+	waitFor(t, "the ejected server to register again", func() bool { return len(p.Servers("PP_2")) == 1 })
 }
 
 // TestBadInput sends what is not a valid message: the proxy answers with an

@@ -118,6 +118,12 @@ func (p *Proxy) route(ctx context.Context, pc *pconn, fr *frame, policy []byte, 
 			return
 		} else {
 			log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)
+			// A legacy server that cannot be reached leaves the table
+			// until it registers again; a held one leaves when its
+			// connection does.
+			if r.owner == nil && p.table.remove(r) {
+				log.Info("Server left", "id", r.id, "policy", r.policy, "reason", "unreachable")
+			}
 		}
 		if tried >= n {
 			if full {
