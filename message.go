@@ -19,6 +19,7 @@ const (
 	TypeReply Type = 2 // server → proxy → client: the handler's answer
 	TypeError Type = 3 // proxy or server → client: why there is no reply
 	TypePing  Type = 4 // server ⇄ proxy, on a held registration: a heartbeat
+	TypeDrain Type = 5 // server → proxy: send nothing new; proxy → server: nothing more comes
 )
 
 // String names the type, as "data", "setup", "reply" or "error".
@@ -34,6 +35,8 @@ func (t Type) String() string {
 		return "error"
 	case TypePing:
 		return "ping"
+	case TypeDrain:
+		return "drain"
 	}
 	return "type " + strconv.Itoa(int(t))
 }
@@ -235,7 +238,7 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 	dst = append(dst, `{"type":`...)
 	dst = appendInt(dst, int(m.Type), quoted)
 	switch m.Type {
-	case TypePing:
+	case TypePing, TypeDrain:
 	case TypeSetup:
 		dst = appendKey(dst, "id")
 		dst = appendID(dst, m.ID, quoted)

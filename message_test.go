@@ -210,7 +210,7 @@ func FuzzDecode(f *testing.F) {
 			want := m
 			// Only the keys of the message's type are written.
 			switch m.Type {
-			case TypePing:
+			case TypePing, TypeDrain:
 				want = Message{Type: m.Type, Seq: m.Seq}
 			case TypeSetup:
 				want = Message{Type: m.Type, ID: m.ID, Policy: m.Policy, ListenPort: m.ListenPort, Hold: m.Hold, Mux: m.Mux, Idempotent: m.Idempotent, Heartbeat: m.Heartbeat, Token: m.Token, Seq: m.Seq}

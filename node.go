@@ -53,6 +53,12 @@ type Server struct {
 	// legacy proxies over TLS as well, give Serve a listener made with
 	// tls.NewListener.
 	TLSConfig *tls.Config
+	// DrainTimeout is the grace period of a shutdown: when Serve's context
+	// is cancelled, the server asks its revproxy proxies to send it nothing
+	// new, stops accepting, and finishes the messages in hand, with their
+	// handlers' context still live, for up to this long before it closes.
+	// Zero means 5 seconds; a negative value stops at once.
+	DrainTimeout time.Duration
 	// Heartbeat is the interval at which the server pings a revproxy Proxy
 	// over its registration; each side takes the other for gone after three
 	// intervals of silence, and the server registers again. Zero means 5
@@ -124,10 +130,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	log.Info("Server running", "id", s.ID, "policy", s.Policy, "port", port)
 	handlers := newPool(s.maxHandlers())
 	defer handlers.close()
-	g, gctx := errgroup.WithContext(ctx)
+	// ctx stops new work; hard, cancelled once drained, closes everything.
+	hard, kill := context.WithCancel(context.WithoutCancel(ctx))
+	defer kill()
+	g, gctx := errgroup.WithContext(hard)
+	st := newServing()
 	if ln != nil {
-		serveConns(gctx, g, ln, log, func(ctx context.Context, c net.Conn) {
-			s.serveConn(ctx, c, handlers, connFromListener, nil)
+		serveConns(ctx, gctx, g, ln, log, func(cctx context.Context, c net.Conn) {
+			s.serveConn(cctx, c, handlers, st, connFromListener, nil)
 		})
 	}
 	role := connRegistration
@@ -136,9 +146,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	proxies := s.proxies()
 	for _, addr := range proxies {
-		g.Go(func() error { return s.register(gctx, addr, len(proxies) > 1, port, handlers, role) })
+		g.Go(func() error { return s.register(ctx, gctx, addr, len(proxies) > 1, port, handlers, st, role) })
 	}
+	g.Go(func() error {
+		st.drainOnStop(ctx, gctx, s.drainTimeout(), kill, log)
+		return nil
+	})
 	return wait(ctx, g)
+}
+
+// drainTimeout returns the grace period for draining, or 0 for none.
+func (s *Server) drainTimeout() time.Duration {
+	switch {
+	case s.DrainTimeout < 0:
+		return 0
+	case s.DrainTimeout == 0:
+		return 5 * time.Second
+	}
+	return s.DrainTimeout
 }
 
 // proxies lists the addresses to register with.
@@ -175,15 +200,15 @@ func (s *Server) check(ln net.Listener) error {
 // proxy at first, or a refusal, is returned. A connection that a proxy
 // closes without acknowledging (as the homework's proxies do) leaves a
 // server with a listener serving it.
-func (s *Server) register(ctx context.Context, addr string, several bool, port int, handlers *pool, role connRole) error {
+func (s *Server) register(stop, ctx context.Context, addr string, several bool, port int, handlers *pool, st *serving, role connRole) error {
 	log := logger(s.Logger).With("proxy", addr)
 	var delay time.Duration
 	for attempt := 0; ; attempt++ {
 		var acked bool
-		err := s.registerOnce(ctx, addr, port, handlers, role, &acked)
+		err := s.registerOnce(ctx, addr, port, handlers, st, role, &acked)
 		var refused *RemoteError
 		switch {
-		case ctx.Err() != nil:
+		case stop.Err() != nil || ctx.Err() != nil:
 			return nil
 		case errors.As(err, &refused) && (attempt == 0 || !errors.Is(err, ErrIDInUse)):
 			// Refused for good; but an id in use on a later attempt may be
@@ -204,6 +229,8 @@ func (s *Server) register(ctx context.Context, addr string, several bool, port i
 		log.Warn("Registering with the reverse proxy again", "in", delay, "err", err)
 		select {
 		case <-time.After(delay):
+		case <-stop.Done():
+			return nil
 		case <-ctx.Done():
 			return nil
 		}
@@ -215,7 +242,7 @@ var errRegistrationClosed = errors.New("registration connection closed")
 
 // registerOnce dials the proxy, sends the setup message and serves the
 // connection until it ends; acked reports whether the proxy acknowledged.
-func (s *Server) registerOnce(ctx context.Context, addr string, port int, handlers *pool, role connRole, acked *bool) error {
+func (s *Server) registerOnce(ctx context.Context, addr string, port int, handlers *pool, st *serving, role connRole, acked *bool) error {
 	logger(s.Logger).Info("Connecting to the reverse proxy", "addr", addr)
 	c, err := dial(ctx, addr, s.TLSConfig, 0)
 	if err != nil {
@@ -227,7 +254,7 @@ func (s *Server) registerOnce(ctx context.Context, addr string, port int, handle
 		c.Close()
 		return fmt.Errorf("revproxy: register with proxy: %w: %w", errRegistrationClosed, err)
 	}
-	return s.serveConn(ctx, c, handlers, role, acked)
+	return s.serveConn(ctx, c, handlers, st, role, acked)
 }
 
 // heartbeat returns the ping interval, or 0 for none.
@@ -281,7 +308,7 @@ const (
 // ends Serve. Tagged messages go to
 // the handler pool and are answered as they finish; untagged ones are
 // answered in order, one at a time.
-func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role connRole, acked *bool) error {
+func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *serving, role connRole, acked *bool) error {
 	registration := role != connFromListener
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -318,18 +345,27 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role
 		}
 		switch {
 		case m.Type == TypeData && m.Seq == 0:
+			st.took()
 			reply := s.handle(ctx, m, log)
-			if err := sendMessage(out, &reply, quoted); err != nil {
+			err := sendMessage(out, &reply, quoted)
+			st.answered()
+			if err != nil {
 				return nil
 			}
 		case m.Type == TypeData:
-			if !handlers.submit(ctx, job{s: s, out: out, m: m, quoted: quoted}) {
+			st.took()
+			if !handlers.submit(ctx, job{s: s, st: st, out: out, m: m, quoted: quoted}) {
+				st.answered()
 				return nil
 			}
 		case m.Type == TypeError && registration:
 			return fmt.Errorf("revproxy: registration refused: %w", remoteError(m))
 		case m.Type == TypeSetup && registration:
 			log.Info("Registered with the reverse proxy", "id", m.ID, "policy", m.Policy)
+			if !*acked {
+				st.linkUp(out)
+				defer st.linkDown(out)
+			}
 			if every := s.heartbeat(); every > 0 && !*acked {
 				alive.start(c, int(every/time.Millisecond))
 				pinger.Add(1)
@@ -341,6 +377,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, role
 			*acked = true
 		case m.Type == TypePing && registration:
 			// the proxy's answer: it is alive
+		case m.Type == TypeDrain && registration:
+			st.linkDrained(out) // every message it will send has been read
 		default:
 			refuse(m, "unexpected "+m.Type.String()+" message")
 			return nil

@@ -20,6 +20,7 @@ type pool struct {
 // job is one message for a handler, and where to send the reply.
 type job struct {
 	s      *Server
+	st     *serving
 	out    *outbox
 	m      *Message
 	quoted bool
@@ -67,6 +68,7 @@ func (j job) run(ctx context.Context) {
 	reply := j.s.handle(ctx, j.m, logger(j.s.Logger))
 	reply.Seq = j.m.Seq
 	sendMessage(j.out, &reply, j.quoted)
+	j.st.answered()
 }
 
 // sendMessage queues m on out as one JSON line.

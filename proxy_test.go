@@ -387,7 +387,7 @@ func TestShutdownWhileBusy(t *testing.T) {
 		<-ctx.Done()
 		return "", ctx.Err()
 	})
-	s := &Server{ID: "1", Policy: "PP_1", ProxyAddr: addr, Handler: block}
+	s := &Server{ID: "1", Policy: "PP_1", ProxyAddr: addr, Handler: block, DrainTimeout: -1}
 	errs := make(chan error, 2)
 	go func() { errs <- p.Serve(ctx, pln) }()
 	go func() { errs <- s.ListenAndServe(ctx, "127.0.0.1:0") }()

@@ -147,7 +147,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	log.Info("Running the reverse proxy", "addr", ln.Addr().String(), "tls", p.TLSConfig != nil)
 	g, gctx := errgroup.WithContext(ctx)
-	serveConns(gctx, g, ln, log, p.serveConn)
+	serveConns(gctx, gctx, g, ln, log, p.serveConn)
 	return wait(ctx, g)
 }
 
@@ -211,43 +211,47 @@ func (p *Proxy) read(pc *pconn, log *slog.Logger) error {
 func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 	var held *route // the registration that ends with this connection
 	defer func() {
-		if held != nil && p.table.remove(held) {
+		if held != nil {
+			p.table.remove(held) // unless it drained
 			log.Info("Server left", "id", held.id, "policy", held.policy)
 		}
 	}()
 	var alive liveness
 	for {
-		if held != nil && pc.fr.typ == TypePing {
+		switch {
+		case held != nil && pc.fr.typ == TypePing:
 			pc.send(&Message{Type: TypePing}, 0, false)
-			alive.extend()
-			if err := p.read(pc, log); err != nil {
+		case held != nil && pc.fr.typ == TypeDrain:
+			// Messages go to this server over connections of their own:
+			// once it leaves the table, none is on its way.
+			if p.table.remove(held) {
+				log.Info("Server draining", "id", held.id, "policy", held.policy)
+			}
+			pc.send(&Message{Type: TypeDrain}, 0, false)
+		case pc.fr.typ == TypeSetup:
+			m, err := pc.fr.message()
+			if err != nil {
+				pc.refuse(log, err.Error())
 				return
 			}
-			continue
-		}
-		if pc.fr.typ != TypeSetup {
+			if m.Mux && held == nil {
+				p.serveLink(ctx, pc, m, log)
+				return
+			}
+			r, err := p.register(pc, m, nil)
+			if err != nil {
+				pc.refuseWith(log, codeFor(err), err.Error())
+				return
+			}
+			if m.Hold {
+				held = r
+				alive.start(pc.conn, m.Heartbeat)
+			}
+		default:
 			pc.refuse(log, "unexpected "+pc.fr.typ.String()+" message on a server connection")
 			return
 		}
-		m, err := pc.fr.message()
-		if err != nil {
-			pc.refuse(log, err.Error())
-			return
-		}
-		if m.Mux && held == nil {
-			p.serveLink(ctx, pc, m, log)
-			return
-		}
-		r, err := p.register(pc, m, nil)
-		if err != nil {
-			pc.refuseWith(log, codeFor(err), err.Error())
-			return
-		}
-		if m.Hold {
-			held = r
-			alive.start(pc.conn, m.Heartbeat)
-			alive.extend()
-		}
+		alive.extend()
 		if err := p.read(pc, log); err != nil {
 			return
 		}

@@ -14,10 +14,14 @@ import (
 )
 
 // serveConns accepts connections on ln in g and handles each in its own
-// goroutine of g, until ctx is done; then it closes ln and the connections.
-func serveConns(ctx context.Context, g *errgroup.Group, ln net.Listener, log *slog.Logger, handle func(context.Context, net.Conn)) {
+// goroutine of g: until accepting is done, when it closes ln, and until ctx
+// is done, when it also closes the connections.
+func serveConns(accepting, ctx context.Context, g *errgroup.Group, ln net.Listener, log *slog.Logger, handle func(context.Context, net.Conn)) {
 	g.Go(func() error {
-		<-ctx.Done()
+		select {
+		case <-accepting.Done():
+		case <-ctx.Done():
+		}
 		ln.Close()
 		return nil
 	})
@@ -26,7 +30,7 @@ func serveConns(ctx context.Context, g *errgroup.Group, ln net.Listener, log *sl
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				if ctx.Err() != nil {
+				if accepting.Err() != nil || ctx.Err() != nil {
 					return nil
 				}
 				if errors.Is(err, net.ErrClosed) {

@@ -20,10 +20,11 @@ type serverLink struct {
 	route *route
 	max   int // messages in flight at most
 
-	mu     sync.Mutex
-	slots  []slot
-	free   []int
-	closed bool
+	mu       sync.Mutex
+	slots    []slot
+	free     []int
+	closed   bool
+	draining bool // the server asked for nothing new
 }
 
 // slot is one message a server link waits to have answered.
@@ -68,6 +69,8 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 			l.deliver(ctx, &pc.fr, log)
 		case TypePing:
 			pc.send(&Message{Type: TypePing}, 0, false)
+		case TypeDrain:
+			l.drain(p, log)
 		default:
 			log.Warn("Unexpected message from server", "server", r.id, "type", pc.fr.typ)
 			return
@@ -86,12 +89,11 @@ const (
 // link has closed or has as many messages in flight as it may.
 func (l *serverLink) forward(client *pconn, fr *frame) int {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	defer l.mu.Unlock() // held while queueing, so nothing follows a drain's answer
+	if l.closed || l.draining {
 		return linkClosed
 	}
 	if len(l.slots)-len(l.free) >= l.max {
-		l.mu.Unlock()
 		return linkFull
 	}
 	var idx int
@@ -113,11 +115,22 @@ func (l *serverLink) forward(client *pconn, fr *frame) int {
 		s.msg = append(s.msg[:0], fr.raw...)
 	}
 	seq := tag(idx, s.gen)
-	l.mu.Unlock()
-
 	b := l.pc.out.begin()
 	l.pc.out.end(append(appendData(b, fr, seq, l.route.quoted), '\n'))
 	return forwarded
+}
+
+// drain stops sending the server new messages and tells it so: nothing
+// follows the answer on the link, so once the server reads it, it has every
+// message it will get. Those it owes are still relayed.
+func (l *serverLink) drain(p *Proxy, log *slog.Logger) {
+	if p.table.remove(l.route) {
+		log.Info("Server draining", "id", l.route.id, "policy", l.route.policy)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.draining = true
+	l.pc.send(&Message{Type: TypeDrain}, 0, false)
 }
 
 // deliver relays a server's answer to the client waiting for it.
@@ -146,9 +159,8 @@ func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
 // policy; any other is answered with an error, as the server may or may not
 // have handled it.
 func (l *serverLink) close(ctx context.Context, p *Proxy, log *slog.Logger) {
-	if p.table.remove(l.route) {
-		log.Info("Server left", "id", l.route.id, "policy", l.route.policy)
-	}
+	p.table.remove(l.route) // unless it drained, or was replaced
+	log.Info("Server left", "id", l.route.id, "policy", l.route.policy)
 	l.mu.Lock()
 	l.closed = true
 	owed := make([]slot, 0, len(l.slots)-len(l.free))

@@ -1,0 +1,93 @@
+package revproxy
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// serving is what a run of Server.Serve knows for draining: the messages it
+// has read and not yet answered, and its acknowledged registrations, each
+// with whether the proxy has confirmed the drain.
+type serving struct {
+	mu    sync.Mutex
+	busy  int
+	links map[*outbox]bool // drained?
+	wake  chan struct{}    // signalled on every change
+}
+
+func newServing() *serving {
+	return &serving{links: make(map[*outbox]bool), wake: make(chan struct{}, 1)}
+}
+
+func (st *serving) update(f func()) {
+	st.mu.Lock()
+	f()
+	st.mu.Unlock()
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (st *serving) took()                   { st.update(func() { st.busy++ }) }
+func (st *serving) answered()               { st.update(func() { st.busy-- }) }
+func (st *serving) linkUp(out *outbox)      { st.update(func() { st.links[out] = false }) }
+func (st *serving) linkDrained(out *outbox) { st.update(func() { st.links[out] = true }) }
+func (st *serving) linkDown(out *outbox)    { st.update(func() { delete(st.links, out) }) }
+
+// settled reports whether nothing is in hand and every link has drained.
+func (st *serving) settled() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.busy > 0 {
+		return false
+	}
+	for _, drained := range st.links {
+		if !drained {
+			return false
+		}
+	}
+	return true
+}
+
+// drain asks every acknowledged proxy to send nothing new, then waits, up to
+// grace, until those proxies have confirmed and every message in hand is
+// answered.
+func (st *serving) drain(grace time.Duration, log *slog.Logger) {
+	st.mu.Lock()
+	outs := make([]*outbox, 0, len(st.links))
+	for out := range st.links {
+		outs = append(outs, out)
+	}
+	st.mu.Unlock()
+	for _, out := range outs {
+		sendMessage(out, &Message{Type: TypeDrain}, false)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	for !st.settled() {
+		select {
+		case <-st.wake:
+		case <-timer.C:
+			log.Warn("Drain timed out; closing with messages in hand", "grace", grace)
+			return
+		}
+	}
+	log.Info("Drained")
+}
+
+// drainOnStop waits for stop, then drains (unless grace is not positive)
+// and calls kill; it returns early if done ends first.
+func (st *serving) drainOnStop(stop, done context.Context, grace time.Duration, kill func(), log *slog.Logger) {
+	select {
+	case <-stop.Done():
+	case <-done.Done():
+		return
+	}
+	defer kill()
+	if grace > 0 {
+		st.drain(grace, log)
+	}
+}
