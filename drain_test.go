@@ -2,6 +2,7 @@ package revproxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -60,5 +61,48 @@ func TestGracefulDrain(t *testing.T) {
 	wg.Wait()
 	if err := <-done; err != nil {
 		t.Errorf("Serve = %v", err)
+	}
+}
+
+// TestTimeoutCarried: the time a client's context leaves reaches the
+// handler as its deadline, and the proxy answers ErrTimeout when it passes.
+func TestTimeoutCarried(t *testing.T) {
+	p, addr := startProxy(t)
+	sawDeadline := make(chan time.Duration, 1)
+	stuck := HandlerFunc(func(ctx context.Context, m *Message) (string, error) {
+		if d, ok := ctx.Deadline(); ok {
+			sawDeadline <- time.Until(d)
+		} else {
+			sawDeadline <- 0
+		}
+		<-ctx.Done()
+		return "", ctx.Err()
+	})
+	startServerNoListener(t, p, &Server{ID: "1", Policy: "P", ProxyAddr: addr, Handler: stuck, DrainTimeout: -1})
+	c := newClient(t, addr, "50")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Send(ctx, "P", "x")
+	if !errors.Is(err, ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Send = %v, want a timeout", err)
+	}
+	if d := <-sawDeadline; d <= 0 || d > 200*time.Millisecond {
+		t.Errorf("the handler's deadline was %v away, want within the client's 200ms", d)
+	}
+
+}
+
+// TestProxyAnswersTimeout: for a message carrying a timeout, the proxy
+// itself answers ErrTimeout when it passes, whatever the client does.
+func TestProxyAnswersTimeout(t *testing.T) {
+	p, addr := startProxy(t)
+	stuck := HandlerFunc(func(ctx context.Context, m *Message) (string, error) {
+		<-ctx.Done()
+		return "", ctx.Err()
+	})
+	startServerNoListener(t, p, &Server{ID: "1", Policy: "P", ProxyAddr: addr, Handler: stuck, DrainTimeout: -1, Heartbeat: -1})
+	m := rawAnswer(t, addr, `{"type":0,"srcid":9,"privPoliId":"P","payload":"x","seq":7,"timeout":50}`)
+	if m.Code != codeTimeout || m.Seq != 7 {
+		t.Errorf("answer %+v, want a timeout error for seq 7", m)
 	}
 }

@@ -1,6 +1,7 @@
 package revproxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -37,6 +38,9 @@ var (
 	ErrIDInUse = errors.New("revproxy: server id in use")
 	// ErrForbidden: the proxy's Authorize hook refused the message.
 	ErrForbidden = errors.New("revproxy: forbidden")
+	// ErrTimeout: the server did not answer within the time the client's
+	// context left it. Such an error also matches context.DeadlineExceeded.
+	ErrTimeout = errors.New("revproxy: timeout")
 )
 
 // The codes carried in the "code" field of error messages.
@@ -49,6 +53,7 @@ const (
 	codeUnauthorized = "unauthorized"
 	codeIDInUse      = "id_in_use"
 	codeForbidden    = "forbidden"
+	codeTimeout      = "timeout"
 )
 
 var codeErrors = map[string]error{
@@ -60,6 +65,7 @@ var codeErrors = map[string]error{
 	codeUnauthorized: ErrUnauthorized,
 	codeIDInUse:      ErrIDInUse,
 	codeForbidden:    ErrForbidden,
+	codeTimeout:      ErrTimeout,
 }
 
 // RemoteError is an error message (type 3) that a proxy or server sent in
@@ -76,8 +82,13 @@ func (e *RemoteError) Error() string {
 	return fmt.Sprintf("revproxy: error from %s: %s", e.From, e.Text)
 }
 
-// Is reports whether target is the sentinel error for e's code.
+// Is reports whether target is the sentinel error for e's code. A timeout
+// also matches context.DeadlineExceeded: it is the deadline of the client's
+// context that passed.
 func (e *RemoteError) Is(target error) bool {
+	if e.Code == codeTimeout && target == context.DeadlineExceeded {
+		return true
+	}
 	sentinel, ok := codeErrors[e.Code]
 	return ok && sentinel == target
 }

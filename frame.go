@@ -12,12 +12,13 @@ import (
 // per-message path neither unescapes nor allocates. The raw values point
 // into the reader's buffer and are valid until its next read.
 type frame struct {
-	raw    []byte // the whole message
-	f      wire.Fields
-	typ    Type
-	quoted bool // the sender wrote the type as a string
-	seq    uint64
-	size   int // payloadsize
+	raw     []byte // the whole message
+	f       wire.Fields
+	typ     Type
+	quoted  bool // the sender wrote the type as a string
+	seq     uint64
+	size    int // payloadsize
+	timeout int // milliseconds the client waits, or 0
 }
 
 // decode scans data into fr. Errors wrap ErrBadMessage.
@@ -36,6 +37,9 @@ func (fr *frame) decode(data []byte) error {
 	}
 	fr.typ, fr.quoted = Type(t), quoted
 	if fr.size, _, err = decodeInt("payloadsize", fr.f[wire.KeyPayloadSize]); err != nil {
+		return err
+	}
+	if fr.timeout, _, err = decodeInt("timeout", fr.f[wire.KeyTimeout]); err != nil {
 		return err
 	}
 	fr.seq, err = decodeSeq(fr.f[wire.KeySeq])
@@ -71,6 +75,7 @@ func appendData(dst []byte, fr *frame, seq uint64, quoted bool) []byte {
 	dst = appendInt(dst, fr.size, quoted)
 	dst = appendKey(dst, "payload")
 	dst = appendRawText(dst, fr.f[wire.KeyPayload])
+	dst = appendTimeout(dst, fr.timeout)
 	return appendSeq(dst, seq)
 }
 

@@ -90,6 +90,11 @@ type Message struct {
 	// Token, in a setup message, is the registration secret a proxy may
 	// require ("token", a revproxy extension).
 	Token string
+	// Timeout, in a data message, is how many milliseconds the client will
+	// wait for the answer; the proxy answers with an error when they pass,
+	// and the server's handler gets that deadline ("timeout", a revproxy
+	// extension; zero means none).
+	Timeout int
 	// Seq, when not zero, tags a data message so that its answer, tagged
 	// the same, may come back out of order ("seq", a revproxy extension).
 	Seq uint64
@@ -159,6 +164,9 @@ func (m *Message) fromFields(f *wire.Fields) (quoted bool, err error) {
 		return false, err
 	}
 	if m.Heartbeat, _, err = decodeInt("heartbeat", f[wire.KeyHeartbeat]); err != nil {
+		return false, err
+	}
+	if m.Timeout, _, err = decodeInt("timeout", f[wire.KeyTimeout]); err != nil {
 		return false, err
 	}
 	return quoted, nil
@@ -271,6 +279,7 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 		dst = appendKey(dst, "privPoliId")
 		dst = wire.AppendString(dst, m.Policy)
 		dst = appendPayload(dst, m, quoted)
+		dst = appendTimeout(dst, m.Timeout)
 	default:
 		dst = appendKey(dst, "srcid")
 		dst = appendID(dst, m.SrcID, quoted)
@@ -283,6 +292,15 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 		}
 	}
 	return appendSeq(dst, m.Seq)
+}
+
+// appendTimeout adds a data message's timeout, when it has one.
+func appendTimeout(dst []byte, ms int) []byte {
+	if ms > 0 {
+		dst = append(dst, `,"timeout":`...)
+		dst = strconv.AppendInt(dst, int64(ms), 10)
+	}
+	return dst
 }
 
 // appendSeq ends a message, with its seq when there is one.

@@ -215,7 +215,7 @@ func FuzzDecode(f *testing.F) {
 			case TypeSetup:
 				want = Message{Type: m.Type, ID: m.ID, Policy: m.Policy, ListenPort: m.ListenPort, Hold: m.Hold, Mux: m.Mux, Idempotent: m.Idempotent, Heartbeat: m.Heartbeat, Token: m.Token, Seq: m.Seq}
 			case TypeData:
-				want = Message{Type: m.Type, SrcID: m.SrcID, Policy: m.Policy, PayloadSize: m.PayloadSize, Payload: m.Payload, Seq: m.Seq}
+				want = Message{Type: m.Type, SrcID: m.SrcID, Policy: m.Policy, PayloadSize: m.PayloadSize, Payload: m.Payload, Timeout: max(m.Timeout, 0), Seq: m.Seq}
 			default:
 				want = Message{Type: m.Type, SrcID: m.SrcID, DestID: m.DestID, PayloadSize: m.PayloadSize, Payload: m.Payload, Code: m.Code, Seq: m.Seq}
 			}

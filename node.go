@@ -416,9 +416,18 @@ func (s *Server) handle(ctx context.Context, m *Message, log *slog.Logger) (answ
 	if h == nil {
 		h = SHA1Handler
 	}
+	if m.Timeout > 0 { // the client waits no longer than this
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(m.Timeout)*time.Millisecond)
+		defer cancel()
+	}
 	payload, err := h.ServeMessage(ctx, m)
 	if err != nil {
-		return *errorMessage(s.ID, m, codeHandler, err.Error())
+		code := codeHandler
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == context.DeadlineExceeded {
+			code = codeTimeout // the client's deadline passed
+		}
+		return *errorMessage(s.ID, m, code, err.Error())
 	}
 	return Message{Type: TypeReply, SrcID: s.ID, DestID: m.SrcID, PayloadSize: PayloadLen(payload), Payload: payload}
 }
@@ -512,6 +521,9 @@ func (c *Client) sendOnce(ctx context.Context, policy, payload string) (*Message
 		return nil, err
 	}
 	m := Message{Type: TypeData, SrcID: c.ID, Policy: policy, PayloadSize: PayloadLen(payload), Payload: payload}
+	if deadline, ok := ctx.Deadline(); ok { // carried to the proxy and the handler
+		m.Timeout = max(int(time.Until(deadline)/time.Millisecond), 1)
+	}
 	ca, err := cc.send(&m)
 	if err != nil {
 		return nil, err

@@ -67,6 +67,9 @@ func referenceDecode(data []byte, m *Message) (quoted bool, err error) {
 	if m.Heartbeat, _, err = refInt("heartbeat", fields["heartbeat"]); err != nil {
 		return false, err
 	}
+	if m.Timeout, _, err = refInt("timeout", fields["timeout"]); err != nil {
+		return false, err
+	}
 	return quoted, nil
 }
 
@@ -171,7 +174,7 @@ func FuzzFrameMatchesMessage(f *testing.F) {
 		switch m.Type {
 		case TypeData:
 			raw = appendData(nil, &fr, seq, quoted)
-			m = Message{Type: m.Type, SrcID: m.SrcID, Policy: m.Policy, PayloadSize: m.PayloadSize, Payload: m.Payload, Seq: seq}
+			m = Message{Type: m.Type, SrcID: m.SrcID, Policy: m.Policy, PayloadSize: m.PayloadSize, Payload: m.Payload, Timeout: max(m.Timeout, 0), Seq: seq}
 		case TypeReply, TypeError:
 			raw = appendAnswer(nil, &fr, seq, quoted)
 		default:

@@ -36,6 +36,10 @@ type slot struct {
 	gen    uint32 // distinguishes the slot's successive messages
 	srcid  []byte // the client's raw id, for an error message
 	msg    []byte // the message itself, kept for an idempotent server
+
+	timer    *time.Timer // made once, re-armed for each message with a timeout
+	timerGen uint32      // the gen the timer is armed for
+	timeout  int         // the message's timeout, for the error message
 }
 
 // tag and untag map a slot to the seq sent to the server and back.
@@ -114,10 +118,43 @@ func (l *serverLink) forward(client *pconn, fr *frame) int {
 	if l.route.idempotent {
 		s.msg = append(s.msg[:0], fr.raw...)
 	}
+	if s.timeout = fr.timeout; s.timeout > 0 {
+		l.arm(idx, time.Duration(s.timeout)*time.Millisecond)
+	}
 	seq := tag(idx, s.gen)
 	b := l.pc.out.begin()
 	l.pc.out.end(append(appendData(b, fr, seq, l.route.quoted), '\n'))
 	return forwarded
+}
+
+// arm starts slot idx's timer for its current message; called with l.mu
+// held.
+func (l *serverLink) arm(idx int, d time.Duration) {
+	s := &l.slots[idx]
+	s.timerGen = s.gen
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, func() { l.expire(idx) })
+		return
+	}
+	s.timer.Reset(d)
+}
+
+// expire answers the message in slot idx with ErrTimeout, if it is still
+// the one the timer was armed for and still unanswered. A late answer from
+// the server then finds no one waiting and is dropped.
+func (l *serverLink) expire(idx int) {
+	l.mu.Lock()
+	s := &l.slots[idx]
+	if !s.busy || s.gen != s.timerGen {
+		l.mu.Unlock()
+		return
+	}
+	client, seq, quoted, destid, ms := s.client, s.seq, s.quoted, decodeText(s.srcid), s.timeout
+	s.client, s.busy = nil, false
+	l.free = append(l.free, idx)
+	l.mu.Unlock()
+	text := fmt.Sprintf("server %s did not answer within %d ms", l.route.id, ms)
+	client.answerMessage(newError(proxyID, destid, codeTimeout, text), seq, quoted)
 }
 
 // drain stops sending the server new messages and tells it so: nothing
@@ -139,12 +176,15 @@ func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
 	l.mu.Lock()
 	if idx < 0 || idx >= len(l.slots) || !l.slots[idx].busy || l.slots[idx].gen != gen {
 		l.mu.Unlock()
-		log.Warn("Answer for no waiting message", "server", l.route.id, "seq", fr.seq)
+		log.Debug("Answer for no waiting message (timed out, or sent twice)", "server", l.route.id, "seq", fr.seq)
 		return
 	}
 	s := &l.slots[idx]
 	client, seq, quoted := s.client, s.seq, s.quoted
 	s.client, s.busy = nil, false
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 	l.free = append(l.free, idx)
 	l.mu.Unlock()
 	if log.Enabled(ctx, slog.LevelDebug) {
@@ -168,6 +208,9 @@ func (l *serverLink) close(ctx context.Context, p *Proxy, log *slog.Logger) {
 		if s := &l.slots[i]; s.busy {
 			owed = append(owed, *s)
 			s.client, s.busy, s.msg = nil, false, nil
+		}
+		if t := l.slots[i].timer; t != nil {
+			t.Stop()
 		}
 	}
 	l.mu.Unlock()
@@ -240,7 +283,11 @@ func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *route, m *Message
 	if err := l.write(m); err != nil {
 		return fail(fmt.Errorf("server %s: %w", r.id, err))
 	}
-	c.SetReadDeadline(time.Now().Add(p.serverTimeout()))
+	wait := p.serverTimeout()
+	if m.Timeout > 0 {
+		wait = min(wait, time.Duration(m.Timeout)*time.Millisecond)
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
 	reply := new(Message)
 	if err := l.read(reply); err != nil {
 		return fail(fmt.Errorf("server %s sent no answer: %w", r.id, err))

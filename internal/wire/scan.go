@@ -26,6 +26,7 @@ const (
 	KeyToken
 	KeyIdempotent
 	KeyHeartbeat
+	KeyTimeout
 	NumKeys
 )
 
@@ -344,6 +345,8 @@ func lookupKey(quoted []byte, escaped bool) (Key, bool) {
 		return KeyIdempotent, true
 	case "heartbeat":
 		return KeyHeartbeat, true
+	case "timeout":
+		return KeyTimeout, true
 	}
 	return 0, false
 }

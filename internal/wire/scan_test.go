@@ -10,7 +10,7 @@ import (
 )
 
 var keyNames = [NumKeys]string{"type", "id", "privPoliId", "privPolyId", "listenport", "hold", "mux",
-	"srcid", "destid", "payloadsize", "payload", "code", "seq", "token", "idempotent", "heartbeat"}
+	"srcid", "destid", "payloadsize", "payload", "code", "seq", "token", "idempotent", "heartbeat", "timeout"}
 
 // checkScanMatchesJSON compares Scan with encoding/json decoding data into a
 // map of raw values: the same inputs are refused, and each known key has
