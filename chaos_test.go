@@ -70,7 +70,9 @@ func TestChaos(t *testing.T) {
 		serversWG.Add(1)
 		go func() {
 			defer serversWG.Done()
-			s := &Server{ID: fmt.Sprint("s", i), Policy: "P", ProxyAddr: addr, Handler: sha1, Idempotent: true}
+			// DrainTimeout -1: a kill is abrupt, so messages in hand are lost
+			// with the server and must be sent again by the proxy.
+			s := &Server{ID: fmt.Sprint("s", i), Policy: "P", ProxyAddr: addr, Handler: sha1, Idempotent: true, DrainTimeout: -1}
 			for ctx.Err() == nil {
 				if err := s.Serve(ctx, nil); err != nil && ctx.Err() == nil {
 					time.Sleep(20 * time.Millisecond)
