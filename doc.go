@@ -73,6 +73,23 @@
 //   - "hold", "mux", "seq" and "code" are revproxy's extensions; other peers
 //     ignore them.
 //
+// # Failures and security
+//
+// Every data message gets exactly one answer: a reply or an error message.
+// A server keeps its registration open and pings the proxy ([Server]
+// Heartbeat); a lost proxy is found again with backoff; a stopping server
+// drains ([Server] DrainTimeout). A message lost with its server is answered
+// with [ErrUnavailable], or sent to another server if the server registered
+// as Idempotent. A [Client] with Retry sends again what was lost, and with
+// ProxyAddrs fails over between proxies. The time left on a Send's context
+// travels with the message: the proxy answers [ErrTimeout] when it passes.
+//
+// A [Proxy] bounds message size, connections and each server's queue
+// ([ErrOverloaded]), times out silent connections, and can require TLS, a
+// client certificate from servers (RequireServerCert), a registration Token,
+// and an Authorize decision for every message. A server id held by a live
+// server cannot be taken over ([ErrIDInUse]).
+//
 // # Errors
 //
 // Errors can be tested with [errors.Is] against the package's sentinel

@@ -11,10 +11,11 @@ import (
 // has read and not yet answered, and its acknowledged registrations, each
 // with whether the proxy has confirmed the drain.
 type serving struct {
-	mu    sync.Mutex
-	busy  int
-	links map[*outbox]bool // drained?
-	wake  chan struct{}    // signalled on every change
+	mu       sync.Mutex
+	busy     int
+	links    map[*outbox]bool // drained?
+	draining time.Time        // when draining began and for how long: its end
+	wake     chan struct{}    // signalled on every change
 }
 
 func newServing() *serving {
@@ -31,9 +32,22 @@ func (st *serving) update(f func()) {
 	}
 }
 
-func (st *serving) took()                   { st.update(func() { st.busy++ }) }
-func (st *serving) answered()               { st.update(func() { st.busy-- }) }
-func (st *serving) linkUp(out *outbox)      { st.update(func() { st.links[out] = false }) }
+func (st *serving) took()     { st.update(func() { st.busy++ }) }
+func (st *serving) answered() { st.update(func() { st.busy-- }) }
+
+// linkUp records an acknowledged registration; one that comes while the
+// server drains is asked to drain at once.
+func (st *serving) linkUp(out *outbox) {
+	var until time.Time
+	st.update(func() {
+		st.links[out] = false
+		until = st.draining
+	})
+	if !until.IsZero() {
+		askDrain(out, until)
+	}
+}
+
 func (st *serving) linkDrained(out *outbox) { st.update(func() { st.links[out] = true }) }
 func (st *serving) linkDown(out *outbox)    { st.update(func() { delete(st.links, out) }) }
 
@@ -56,16 +70,18 @@ func (st *serving) settled() bool {
 // grace, until those proxies have confirmed and every message in hand is
 // answered.
 func (st *serving) drain(grace time.Duration, log *slog.Logger) {
+	until := time.Now().Add(grace)
 	st.mu.Lock()
+	st.draining = until
 	outs := make([]*outbox, 0, len(st.links))
 	for out := range st.links {
 		outs = append(outs, out)
 	}
 	st.mu.Unlock()
 	for _, out := range outs {
-		sendMessage(out, &Message{Type: TypeDrain}, false)
+		askDrain(out, until)
 	}
-	timer := time.NewTimer(grace)
+	timer := time.NewTimer(time.Until(until))
 	defer timer.Stop()
 	for !st.settled() {
 		select {
@@ -90,4 +106,11 @@ func (st *serving) drainOnStop(stop, done context.Context, grace time.Duration, 
 	if grace > 0 {
 		st.drain(grace, log)
 	}
+}
+
+// askDrain sends a drain request, giving up at until: a proxy that does not
+// read must not hold the shutdown past its grace period.
+func askDrain(out *outbox, until time.Time) {
+	out.conn.SetWriteDeadline(until)
+	sendMessage(out, &Message{Type: TypeDrain}, false)
 }

@@ -38,6 +38,8 @@ var (
 	ErrIDInUse = errors.New("revproxy: server id in use")
 	// ErrForbidden: the proxy's Authorize hook refused the message.
 	ErrForbidden = errors.New("revproxy: forbidden")
+	// ErrNoProxy: no proxy could be connected to.
+	ErrNoProxy = errors.New("revproxy: cannot reach the proxy")
 	// ErrTimeout: the server did not answer within the time the client's
 	// context left it. Such an error also matches context.DeadlineExceeded.
 	ErrTimeout = errors.New("revproxy: timeout")

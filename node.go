@@ -203,23 +203,27 @@ func (s *Server) check(ln net.Listener) error {
 func (s *Server) register(stop, ctx context.Context, addr string, several bool, port int, handlers *pool, st *serving, role connRole) error {
 	log := logger(s.Logger).With("proxy", addr)
 	var delay time.Duration
-	for attempt := 0; ; attempt++ {
+	everAcked := false // this proxy is a revproxy Proxy: find it again
+	for attempt := 0; stop.Err() == nil; attempt++ {
 		var acked bool
 		err := s.registerOnce(ctx, addr, port, handlers, st, role, &acked)
+		everAcked = everAcked || acked
 		var refused *RemoteError
 		switch {
 		case stop.Err() != nil || ctx.Err() != nil:
 			return nil
-		case errors.As(err, &refused) && (attempt == 0 || !errors.Is(err, ErrIDInUse)):
-			// Refused for good; but an id in use on a later attempt may be
-			// this server's old connection, not yet seen closed.
+		case errors.Is(err, ErrOverloaded):
+			// busy: try again
+		case errors.Is(err, ErrIDInUse) && attempt > 0:
+			// likely this server's own old connection, not yet seen closed
+		case errors.As(err, &refused):
+			return err // refused for good
+		case attempt == 0 && errors.Is(err, ErrNoProxy) && !several:
 			return err
-		case attempt == 0 && errors.Is(err, errDial) && !several:
-			return err
-		case !acked && errors.Is(err, errRegistrationClosed) && role == connRegistration:
+		case !everAcked && errors.Is(err, errRegistrationClosed) && role == connRegistration:
 			log.Info("The proxy closed the registration connection; serving the listener", "err", err)
 			return nil
-		case !acked && errors.Is(err, errRegistrationClosed):
+		case !everAcked && errors.Is(err, errRegistrationClosed):
 			return fmt.Errorf("%w: %w", ErrConnLost, err)
 		}
 		if acked {
@@ -235,6 +239,7 @@ func (s *Server) register(stop, ctx context.Context, addr string, several bool, 
 			return nil
 		}
 	}
+	return nil
 }
 
 // errRegistrationClosed: the registration connection ended.
@@ -244,9 +249,9 @@ var errRegistrationClosed = errors.New("registration connection closed")
 // connection until it ends; acked reports whether the proxy acknowledged.
 func (s *Server) registerOnce(ctx context.Context, addr string, port int, handlers *pool, st *serving, role connRole, acked *bool) error {
 	logger(s.Logger).Info("Connecting to the reverse proxy", "addr", addr)
-	c, err := dial(ctx, addr, s.TLSConfig, 0)
+	c, err := dial(ctx, addr, s.TLSConfig, dialTimeout)
 	if err != nil {
-		return fmt.Errorf("revproxy: register with proxy: %w: %w", errDial, err)
+		return fmt.Errorf("revproxy: register with proxy: %w: %w", ErrNoProxy, err)
 	}
 	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy,
 		Idempotent: s.Idempotent, Heartbeat: int(s.heartbeat() / time.Millisecond), Token: s.Token}
@@ -265,7 +270,7 @@ func (s *Server) heartbeat() time.Duration {
 	case s.Heartbeat == 0:
 		return 5 * time.Second
 	}
-	return max(s.Heartbeat, time.Millisecond)
+	return min(max(s.Heartbeat, time.Millisecond), millis(maxMillis))
 }
 
 // ping sends a heartbeat on out every interval until stop closes.
@@ -418,7 +423,7 @@ func (s *Server) handle(ctx context.Context, m *Message, log *slog.Logger) (answ
 	}
 	if m.Timeout > 0 { // the client waits no longer than this
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(m.Timeout)*time.Millisecond)
+		ctx, cancel = context.WithTimeout(ctx, millis(m.Timeout))
 		defer cancel()
 	}
 	payload, err := h.ServeMessage(ctx, m)
@@ -469,10 +474,11 @@ type Client struct {
 	// Logger receives connection failures at Warn. Nil means silent.
 	Logger *slog.Logger
 
-	mu     sync.Mutex
-	cur    *clientConn
-	at     int // the index of cur's proxy among proxies()
-	closed bool
+	mu      sync.Mutex
+	cur     *clientConn
+	at      int           // the index of cur's proxy among proxies()
+	dialing chan struct{} // closed when the dial under way ends
+	closed  bool
 }
 
 // Send sends payload to a server of policy and returns its reply. An error
@@ -506,7 +512,7 @@ func (c *Client) proxies() []string {
 // retryable reports whether a Send that failed with err may be tried again
 // by a Client with Retry set.
 func retryable(err error) bool {
-	for _, e := range []error{ErrConnLost, errDial, ErrNoServer, ErrUnavailable, ErrOverloaded} {
+	for _, e := range []error{ErrConnLost, ErrNoProxy, ErrNoServer, ErrUnavailable, ErrOverloaded} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -554,34 +560,69 @@ func (c *Client) Close() error {
 }
 
 // conn returns the live connection, dialling a new one if there is none.
+// It dials without holding c.mu, so that Close and other Sends need not wait
+// for a slow proxy.
 func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	for c.dialing != nil && !c.closed { // one dial at a time; the others wait for it
+		wait := c.dialing
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		c.mu.Lock()
+	}
 	if c.closed {
+		c.mu.Unlock()
 		return nil, ErrClosed
 	}
 	if c.cur != nil && c.cur.alive() {
-		return c.cur, nil
+		cc := c.cur
+		c.mu.Unlock()
+		return cc, nil
 	}
+	dialing := make(chan struct{})
+	c.dialing = dialing
+	defer func() {
+		c.mu.Lock()
+		c.dialing = nil
+		c.mu.Unlock()
+		close(dialing)
+	}()
 	proxies := c.proxies()
-	if len(proxies) == 0 {
-		return nil, fmt.Errorf("%w: Client.ProxyAddr is empty", ErrConfig)
-	}
 	start := c.at
 	if c.cur != nil { // lost: begin with the next proxy
 		start++
 	}
+	c.mu.Unlock()
+	if len(proxies) == 0 {
+		return nil, fmt.Errorf("%w: Client.ProxyAddr is empty", ErrConfig)
+	}
+
 	var nc net.Conn
 	var err error
+	at := 0
 	for i := range proxies {
-		at := (start + i) % len(proxies)
-		if nc, err = dial(ctx, proxies[at], c.TLSConfig, 0); err == nil {
-			c.at = at
+		at = (start + i) % len(proxies)
+		if nc, err = dial(ctx, proxies[at], c.TLSConfig, dialTimeout); err == nil {
 			break
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("revproxy: connect to proxy: %w: %w", errDial, err)
+		return nil, fmt.Errorf("revproxy: connect to proxy: %w: %w", ErrNoProxy, err)
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		nc.Close()
+		return nil, ErrClosed
+	case c.cur != nil && c.cur.alive(): // another Send connected meanwhile
+		nc.Close()
+		return c.cur, nil
 	}
 	if old := c.cur; old != nil {
 		old.g.Wait()
@@ -590,9 +631,12 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	cc := &clientConn{r: wire.NewReader(nc, limit), max: limit, quoted: c.StringFields, log: logger(c.Logger)}
 	cc.out.conn = nc
 	cc.g.Go(cc.readLoop)
-	c.cur = cc
+	c.cur, c.at = cc, at
 	return cc, nil
 }
+
+// dialTimeout bounds connecting to a proxy.
+const dialTimeout = 10 * time.Second
 
 // clientConn is one connection of a Client and the Sends waiting on it, in
 // the order their messages were written.

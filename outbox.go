@@ -181,6 +181,13 @@ func (o *outbox) drain(timeout time.Duration) {
 	o.rest.Wait() // no Add can follow: they happen under the lock, before err is set
 }
 
+// ended reports whether the outbox has ended: nothing more will be written.
+func (o *outbox) ended() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err != nil
+}
+
 // fail ends the outbox with err unless it has ended already.
 func (o *outbox) fail(err error) {
 	o.mu.Lock()

@@ -238,6 +238,10 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 				p.serveLink(ctx, pc, m, log)
 				return
 			}
+			if held != nil && (m.ID != held.id || !m.Hold) {
+				pc.refuse(log, "a held registration may only register its own id again")
+				return
+			}
 			r, err := p.register(pc, m, nil)
 			if err != nil {
 				pc.refuseWith(log, codeFor(err), err.Error())
@@ -294,6 +298,10 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error
 	}
 	if m.Hold || link != nil {
 		r.owner = pc
+	}
+	if link != nil { // no message may be queued on the link before the ack
+		link.mu.Lock()
+		defer link.mu.Unlock()
 	}
 	if err := p.table.add(r); err != nil {
 		return nil, err

@@ -39,6 +39,7 @@ type slot struct {
 
 	timer    *time.Timer // made once, re-armed for each message with a timeout
 	timerGen uint32      // the gen the timer is armed for
+	deadline time.Time   // when it is armed to fire
 	timeout  int         // the message's timeout, for the error message
 }
 
@@ -119,7 +120,7 @@ func (l *serverLink) forward(client *pconn, fr *frame) int {
 		s.msg = append(s.msg[:0], fr.raw...)
 	}
 	if s.timeout = fr.timeout; s.timeout > 0 {
-		l.arm(idx, time.Duration(s.timeout)*time.Millisecond)
+		l.arm(idx, millis(s.timeout))
 	}
 	seq := tag(idx, s.gen)
 	b := l.pc.out.begin()
@@ -132,6 +133,7 @@ func (l *serverLink) forward(client *pconn, fr *frame) int {
 func (l *serverLink) arm(idx int, d time.Duration) {
 	s := &l.slots[idx]
 	s.timerGen = s.gen
+	s.deadline = time.Now().Add(d)
 	if s.timer == nil {
 		s.timer = time.AfterFunc(d, func() { l.expire(idx) })
 		return
@@ -145,7 +147,9 @@ func (l *serverLink) arm(idx int, d time.Duration) {
 func (l *serverLink) expire(idx int) {
 	l.mu.Lock()
 	s := &l.slots[idx]
-	if !s.busy || s.gen != s.timerGen {
+	// A callback of an earlier message's timer may run late, after the slot
+	// took a new message and re-armed: its deadline tells them apart.
+	if !s.busy || s.gen != s.timerGen || time.Now().Before(s.deadline) {
 		l.mu.Unlock()
 		return
 	}
@@ -253,6 +257,11 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *route, c 
 	}
 	seq, quoted := m.Seq, fr.quoted
 	m.Seq = 0
+	if pc.out.ended() { // the client has gone: nobody to answer
+		c.Close()
+		pc.settle(seq)
+		return
+	}
 	run := func() {
 		defer c.Close()
 		pc.answerMessage(p.exchangeOn(ctx, c, r, m, log), seq, quoted)
@@ -285,7 +294,7 @@ func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *route, m *Message
 	}
 	wait := p.serverTimeout()
 	if m.Timeout > 0 {
-		wait = min(wait, time.Duration(m.Timeout)*time.Millisecond)
+		wait = min(wait, millis(m.Timeout))
 	}
 	c.SetReadDeadline(time.Now().Add(wait))
 	reply := new(Message)
@@ -315,7 +324,7 @@ type liveness struct {
 // or less watches nothing.
 func (a *liveness) start(c net.Conn, heartbeat int) {
 	a.conn = c
-	a.every = time.Duration(heartbeat) * time.Millisecond
+	a.every = millis(heartbeat)
 	a.moved = time.Time{}
 }
 
@@ -328,4 +337,13 @@ func (a *liveness) extend() {
 		a.conn.SetReadDeadline(now.Add(3 * a.every))
 		a.moved = now
 	}
+}
+
+// maxMillis bounds durations read from the wire, so that a huge value
+// cannot overflow a time.Duration.
+const maxMillis = 24 * 3600 * 1000
+
+// millis converts milliseconds from the wire to a duration.
+func millis(ms int) time.Duration {
+	return time.Duration(min(max(ms, 0), maxMillis)) * time.Millisecond
 }
