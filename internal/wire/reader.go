@@ -19,6 +19,7 @@ type SyntaxError struct {
 	Byte byte
 }
 
+// Error names the byte found where a message should start.
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("message does not start with '{' (found %q)", e.Byte)
 }
