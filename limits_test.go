@@ -216,3 +216,23 @@ func TestIdleClientClosed(t *testing.T) {
 		t.Errorf("Send after the idle close: %v", err)
 	}
 }
+
+// TestUnheldRegistrationIdle: a connection that registers without holding
+// and then stays silent is closed after IdleTimeout; the server stays.
+func TestUnheldRegistrationIdle(t *testing.T) {
+	p := &Proxy{IdleTimeout: 100 * time.Millisecond}
+	addr := startProxyWith(t, p)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, `{"type":1,"id":"7","privPolyId":"P","listenport":9}`)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Errorf("the silent registration connection was not closed: %v", err)
+	}
+	if n := len(p.Servers("P")); n != 1 {
+		t.Errorf("%d servers registered, want 1 (closing the connection keeps it)", n)
+	}
+}

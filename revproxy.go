@@ -256,6 +256,11 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 			return
 		}
 		alive.extend()
+		if idle := p.idleTimeout(); held == nil && idle > 0 {
+			// A registration that does not hold its connection has no
+			// reason to stay silent on it.
+			pc.conn.SetReadDeadline(time.Now().Add(idle))
+		}
 		if err := p.read(pc, log); err != nil {
 			return
 		}
