@@ -24,14 +24,9 @@ func newLink(c net.Conn, quoted bool) *link {
 	return &link{conn: c, r: wire.NewReader(c, defaultMaxMessage), quoted: quoted}
 }
 
-// read decodes the next message into m. Input that is not a message
-// returns an error wrapping ErrBadMessage; see inStep.
+// read decodes the next message into m; see readMessage.
 func (l *link) read(m *Message) error {
-	data, err := l.r.Next()
-	if err != nil {
-		return wrapWireError(err)
-	}
-	_, err = decodeMessage(data, m)
+	_, err := readMessage(l.r, m)
 	return err
 }
 
