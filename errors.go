@@ -16,6 +16,10 @@ var (
 	ErrUnavailable = errors.New("revproxy: server unavailable")
 	// ErrBadMessage: a message could not be decoded or was not expected.
 	ErrBadMessage = errors.New("revproxy: bad message")
+	// ErrTooLarge: a message, or its answer, is over a size limit of the
+	// client, the proxy or the server (see MaxMessageSize). It is a kind of
+	// bad message: it matches ErrBadMessage too.
+	ErrTooLarge error = &kindError{"revproxy: message too large", ErrBadMessage}
 	// ErrHandler: the server's handler returned an error or panicked.
 	ErrHandler = errors.New("revproxy: handler failed")
 	// ErrDigestMismatch: a reply's SHA1 digest does not match the payload.
@@ -29,7 +33,8 @@ var (
 	// invalid.
 	ErrConfig = errors.New("revproxy: invalid configuration")
 	// ErrOverloaded: every server of the policy has as many messages in
-	// flight as the proxy allows, or the proxy has as many connections.
+	// flight, or as many bytes queued, as the proxy allows; or the proxy
+	// has as many connections, or holds as much memory, as it may.
 	ErrOverloaded = errors.New("revproxy: overloaded")
 	// ErrUnauthorized: the proxy refused a registration without its token.
 	ErrUnauthorized = errors.New("revproxy: unauthorized")
@@ -45,6 +50,15 @@ var (
 	ErrTimeout = errors.New("revproxy: timeout")
 )
 
+// kindError is a sentinel error that is also a kind of another.
+type kindError struct {
+	text string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.text }
+func (e *kindError) Unwrap() error { return e.kind }
+
 // The codes carried in the "code" field of error messages.
 const (
 	codeNoServer     = "no_server"
@@ -56,6 +70,7 @@ const (
 	codeIDInUse      = "id_in_use"
 	codeForbidden    = "forbidden"
 	codeTimeout      = "timeout"
+	codeTooLarge     = "too_large"
 )
 
 var codeErrors = map[string]error{
@@ -68,6 +83,7 @@ var codeErrors = map[string]error{
 	codeIDInUse:      ErrIDInUse,
 	codeForbidden:    ErrForbidden,
 	codeTimeout:      ErrTimeout,
+	codeTooLarge:     ErrTooLarge,
 }
 
 // RemoteError is an error message (type 3) that a proxy or server sent in
@@ -84,15 +100,16 @@ func (e *RemoteError) Error() string {
 	return fmt.Sprintf("revproxy: error from %s: %s", e.From, e.Text)
 }
 
-// Is reports whether target is the sentinel error for e's code. A timeout
-// also matches context.DeadlineExceeded: it is the deadline of the client's
+// Is reports whether target is the sentinel error for e's code, or one that
+// sentinel matches (ErrTooLarge is also ErrBadMessage). A timeout also
+// matches context.DeadlineExceeded: it is the deadline of the client's
 // context that passed.
 func (e *RemoteError) Is(target error) bool {
 	if e.Code == codeTimeout && target == context.DeadlineExceeded {
 		return true
 	}
 	sentinel, ok := codeErrors[e.Code]
-	return ok && sentinel == target
+	return ok && errors.Is(sentinel, target)
 }
 
 // remoteError turns an error message into a RemoteError.

@@ -65,8 +65,7 @@ func (fr *frame) policy() []byte {
 
 // appendData appends fr, a data message, tagged with seq (0 for none).
 func appendData(dst []byte, fr *frame, seq uint64, quoted bool) []byte {
-	dst = append(dst, `{"type":`...)
-	dst = appendInt(dst, int(TypeData), quoted)
+	dst = appendHead(dst, TypeData, seq, quoted)
 	dst = appendKey(dst, "srcid")
 	dst = appendRawID(dst, fr.f[wire.KeySrcID], quoted)
 	dst = appendKey(dst, "privPoliId")
@@ -76,13 +75,12 @@ func appendData(dst []byte, fr *frame, seq uint64, quoted bool) []byte {
 	dst = appendKey(dst, "payload")
 	dst = appendRawText(dst, fr.f[wire.KeyPayload])
 	dst = appendTimeout(dst, fr.timeout)
-	return appendSeq(dst, seq)
+	return append(dst, '}')
 }
 
 // appendAnswer appends fr, a reply or error message, tagged with seq.
 func appendAnswer(dst []byte, fr *frame, seq uint64, quoted bool) []byte {
-	dst = append(dst, `{"type":`...)
-	dst = appendInt(dst, int(fr.typ), quoted)
+	dst = appendHead(dst, fr.typ, seq, quoted)
 	dst = appendKey(dst, "srcid")
 	dst = appendRawID(dst, fr.f[wire.KeySrcID], quoted)
 	dst = appendKey(dst, "destid")
@@ -95,7 +93,7 @@ func appendAnswer(dst []byte, fr *frame, seq uint64, quoted bool) []byte {
 		dst = appendKey(dst, "code")
 		dst = appendRawText(dst, code)
 	}
-	return appendSeq(dst, seq)
+	return append(dst, '}')
 }
 
 // appendRawText appends a raw text value as a JSON string that decodes to

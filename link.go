@@ -30,12 +30,13 @@ func (l *link) read(m *Message) error {
 	return err
 }
 
-// inStep reports whether the stream can go on after err from read: true
-// when one message failed to decode, false when the stream itself is broken
-// (an object too large, bytes that are not JSON objects, or a read error).
+// inStep reports whether the stream of a skipping reader (see
+// wire.Reader.Skip) can go on after err from read: true when one message
+// failed to decode or was too large, false when the stream itself is broken
+// (bytes that are not JSON objects, or a read error).
 func inStep(err error) bool {
 	var se *wire.SyntaxError
-	return errors.Is(err, ErrBadMessage) && !errors.Is(err, wire.ErrTooLarge) && !errors.As(err, &se)
+	return errors.Is(err, ErrBadMessage) && !errors.As(err, &se)
 }
 
 // write sends m as one JSON line in a single Write.

@@ -243,8 +243,7 @@ func decodeBool(raw []byte) bool {
 // sizes and ports are written as strings, for peers that compare them as
 // strings; otherwise numeric ids are written as numbers, as in the homework.
 func appendMessage(dst []byte, m *Message, quoted bool) []byte {
-	dst = append(dst, `{"type":`...)
-	dst = appendInt(dst, int(m.Type), quoted)
+	dst = appendHead(dst, m.Type, m.Seq, quoted)
 	switch m.Type {
 	case TypePing, TypeDrain:
 	case TypeSetup:
@@ -291,7 +290,7 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 			dst = wire.AppendString(dst, m.Code)
 		}
 	}
-	return appendSeq(dst, m.Seq)
+	return append(dst, '}')
 }
 
 // appendTimeout adds a data message's timeout, when it has one.
@@ -303,13 +302,17 @@ func appendTimeout(dst []byte, ms int) []byte {
 	return dst
 }
 
-// appendSeq ends a message, with its seq when there is one.
-func appendSeq(dst []byte, seq uint64) []byte {
+// appendHead begins a message: its type, then its seq when there is one.
+// The seq comes early so that a peer that cannot take a message for its size
+// can still find out, from its first bytes, which message to refuse.
+func appendHead(dst []byte, t Type, seq uint64, quoted bool) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = appendInt(dst, int(t), quoted)
 	if seq != 0 {
 		dst = append(dst, `,"seq":`...)
 		dst = strconv.AppendUint(dst, seq, 10)
 	}
-	return append(dst, '}')
+	return dst
 }
 
 func appendPayload(dst []byte, m *Message, quoted bool) []byte {

@@ -136,7 +136,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g, gctx := errgroup.WithContext(hard)
 	st := newServing()
 	if ln != nil {
-		serveConns(ctx, gctx, g, ln, log, func(cctx context.Context, c net.Conn) {
+		// The listener stays open while the server drains: a proxy that
+		// dials it for each message answers the drain only once the last
+		// of them has ended.
+		serveConns(gctx, gctx, g, ln, log, func(cctx context.Context, c net.Conn) {
 			s.serveConn(cctx, c, handlers, st, connFromListener, nil)
 		})
 	}
@@ -319,11 +322,13 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	log := logger(s.Logger)
-	r := wire.NewReader(c, orDefault(s.MaxMessageSize, defaultMaxMessage))
+	limit := s.maxMessageSize()
+	r := wire.NewReader(c, limit)
+	r.Skip = true // a message too large is refused alone
 	out := &outbox{conn: c}
-	refuse := func(m *Message, text string) {
-		log.Warn("Bad message", "from", c.RemoteAddr().String(), "err", text)
-		sendMessage(out, errorMessage(s.ID, m, codeBadMessage, text), s.StringFields)
+	refuse := func(m *Message, code, text string) {
+		log.Warn("Refused a message", "from", c.RemoteAddr().String(), "err", text)
+		sendMessage(out, errorMessage(s.ID, m, code, text), s.StringFields)
 	}
 	var alive liveness // once acknowledged, the proxy answers our pings
 	pinging := make(chan struct{})
@@ -337,10 +342,19 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 		alive.extend()
 		m := new(Message)
 		quoted, err := readMessage(r, m)
+		if f, ok := skipped(err); ok {
+			seq, _ := decodeSeq(f[wire.KeySeq])
+			_, quoted, _ := decodeInt("type", f[wire.KeyType])
+			e := newError(s.ID, decodeText(f[wire.KeySrcID]), codeTooLarge, fmt.Sprintf("message over the server's limit of %d bytes", limit))
+			e.Seq = seq
+			log.Warn("Refused a message", "from", c.RemoteAddr().String(), "err", e.Payload)
+			sendMessage(out, e, quoted)
+			continue
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, ErrBadMessage):
-				refuse(m, err.Error())
+				refuse(m, codeBadMessage, err.Error())
 			case registration && ctx.Err() == nil:
 				return fmt.Errorf("%w: %w", errRegistrationClosed, err)
 			case !isClosed(err) && ctx.Err() == nil:
@@ -352,7 +366,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 		case m.Type == TypeData && m.Seq == 0:
 			st.took()
 			reply := s.handle(ctx, m, log)
-			err := sendMessage(out, &reply, quoted)
+			err := s.sendAnswer(out, &reply, quoted)
 			st.answered()
 			if err != nil {
 				return nil
@@ -385,10 +399,29 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 		case m.Type == TypeDrain && registration:
 			st.linkDrained(out) // every message it will send has been read
 		default:
-			refuse(m, "unexpected "+m.Type.String()+" message")
+			refuse(m, codeBadMessage, "unexpected "+m.Type.String()+" message")
 			return nil
 		}
 	}
+}
+
+// maxMessageSize returns the bound on a message the server reads or writes.
+func (s *Server) maxMessageSize() int { return orDefault(s.MaxMessageSize, defaultMaxMessage) }
+
+// sendAnswer queues the answer m on out, or, when it is over the server's
+// size limit (so a proxy with the same limit could not take it either), an
+// error message in its place.
+func (s *Server) sendAnswer(out *outbox, m *Message, quoted bool) error {
+	b := out.begin()
+	start := len(b)
+	b = appendMessage(b, m, quoted)
+	if limit := s.maxMessageSize(); len(b)-start > limit {
+		text := fmt.Sprintf("the handler's answer is over the server's limit of %d bytes", limit)
+		e := newError(s.ID, m.DestID, codeTooLarge, text)
+		e.Seq = m.Seq
+		b = appendMessage(b[:start], e, quoted)
+	}
+	return out.end(append(b, '\n'))
 }
 
 // readMessage reads and decodes the next message and reports whether the
@@ -479,6 +512,8 @@ type Client struct {
 	at      int           // the index of cur's proxy among proxies()
 	dialing chan struct{} // closed when the dial under way ends
 	closed  bool
+	life    context.Context // cancelled by Close, ending dials under way
+	end     context.CancelFunc
 }
 
 // Send sends payload to a server of policy and returns its reply. An error
@@ -549,6 +584,9 @@ func (c *Client) sendOnce(ctx context.Context, policy, payload string) (*Message
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
+	if c.end != nil {
+		c.end()
+	}
 	cc := c.cur
 	c.cur = nil
 	c.mu.Unlock()
@@ -596,21 +634,31 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	if c.cur != nil { // lost: begin with the next proxy
 		start++
 	}
+	if c.life == nil {
+		c.life, c.end = context.WithCancel(context.Background())
+	}
+	life := c.life
 	c.mu.Unlock()
 	if len(proxies) == 0 {
 		return nil, fmt.Errorf("%w: Client.ProxyAddr is empty", ErrConfig)
 	}
 
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(life, cancel)() // Close ends the dial
 	var nc net.Conn
 	var err error
 	at := 0
 	for i := range proxies {
 		at = (start + i) % len(proxies)
-		if nc, err = dial(ctx, proxies[at], c.TLSConfig, dialTimeout); err == nil {
+		if nc, err = dial(dctx, proxies[at], c.TLSConfig, dialTimeout); err == nil {
 			break
 		}
 	}
 	if err != nil {
+		if life.Err() != nil {
+			return nil, ErrClosed
+		}
 		return nil, fmt.Errorf("revproxy: connect to proxy: %w: %w", ErrNoProxy, err)
 	}
 
@@ -629,6 +677,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	}
 	limit := orDefault(c.MaxMessageSize, defaultMaxMessage)
 	cc := &clientConn{r: wire.NewReader(nc, limit), max: limit, quoted: c.StringFields, log: logger(c.Logger)}
+	cc.r.Skip = true // an answer too large fails its Send alone
 	cc.out.conn = nc
 	cc.g.Go(cc.readLoop)
 	c.cur, c.at = cc, at
@@ -696,7 +745,7 @@ func (cc *clientConn) send(m *Message) (*call, error) {
 	if n := len(b) - start; n > cc.max {
 		cc.mu.Unlock()
 		cc.out.end(b[:start])
-		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrBadMessage, n, cc.max)
+		return nil, fmt.Errorf("%w: %d bytes, over the client's limit of %d", ErrTooLarge, n, cc.max)
 	}
 	ca := getCall()
 	ca.seq = m.Seq
@@ -714,6 +763,9 @@ func (cc *clientConn) readLoop() error {
 	for {
 		m := new(Message)
 		_, err := readMessage(cc.r, m)
+		if f, ok := skipped(err); ok {
+			m.Seq, _ = decodeSeq(f[wire.KeySeq])
+		}
 		if err != nil && !inStep(err) {
 			cc.fail(fmt.Errorf("%w: %w", ErrConnLost, err))
 			return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -26,11 +27,25 @@ type outbox struct {
 	raw      syscall.RawConn // for non-blocking writes; nil if the conn has none
 	nonblock bool
 
+	// Bounds, set before use: what is queued and not yet written may not
+	// exceed max bytes (0: no bound) nor what mem lets it take (nil: no
+	// budget); room, if set, is signalled when a write leaves no more than
+	// max/2 queued.
+	max  int
+	mem  *budget
+	room chan struct{}
+	// wait bounds a write the socket does not take at once, for a
+	// non-blocking outbox: a peer that takes nothing for this long is cut
+	// off. Zero means no bound.
+	wait time.Duration
+
 	mu      sync.Mutex
+	queued  atomic.Int64 // bytes in buf and in the batch being written; changed under mu
 	buf     []byte // the queue
 	spare   []byte // the buffer last written, reused for the next queue
 	writing bool
 	err     error
+	ended   atomic.Bool // err is set: nothing more will be written
 	idle    *sync.Cond     // signalled when writing ends, for drain
 	rest    sync.WaitGroup // the goroutine finishing a write the socket could not take
 
@@ -55,6 +70,10 @@ func newNonblockingOutbox(c net.Conn) *outbox {
 	return o
 }
 
+// errQueueFull: an outbox would exceed its bound or its budget; what was
+// appended is dropped.
+var errQueueFull = errors.New("write queue full")
+
 // begin locks the outbox and returns the queue to append to; end must follow.
 func (o *outbox) begin() []byte {
 	o.mu.Lock()
@@ -62,15 +81,22 @@ func (o *outbox) begin() []byte {
 }
 
 // end stores the queue and sees it written. It returns the error that ended
-// the connection, if any; what was appended after that is dropped.
+// the connection, if any, or errQueueFull when what was appended exceeds
+// the outbox's bound or budget; in both cases what was appended is dropped.
 func (o *outbox) end(b []byte) error {
-	o.buf = b
+	added := len(b) - len(o.buf)
 	if o.err != nil {
-		o.buf = o.buf[:0]
 		err := o.err
 		o.mu.Unlock()
 		return err
 	}
+	if added > 0 && !o.admit(added) {
+		o.buf = b[:len(o.buf)]
+		o.mu.Unlock()
+		return errQueueFull
+	}
+	o.buf = b
+	o.queued.Add(int64(added))
 	if o.writing {
 		o.mu.Unlock()
 		return nil
@@ -122,21 +148,67 @@ func (o *outbox) flush(block bool) error {
 // was queued meanwhile.
 func (o *outbox) finish(batch []byte, n int) {
 	defer o.rest.Done()
+	if o.wait > 0 {
+		o.conn.SetWriteDeadline(time.Now().Add(o.wait))
+	}
 	_, err := o.conn.Write(batch[n:])
 	o.mu.Lock()
 	o.recycle(batch, err)
 	o.flush(true)
 }
 
-// recycle keeps a written batch for reuse and records a write error.
+// freeQueue is how much of an outbox's queue its budget does not count:
+// every connection may queue that much, so that answers to a client that
+// reads keep flowing whatever the budget.
+const freeQueue = 16 << 10
+
+// charge is what the budget counts of a queue of q bytes.
+func charge(q int64) int { return int(max(q-freeQueue, 0)) }
+
+// admit takes n more bytes into the queue's bound and budget, if they fit.
+func (o *outbox) admit(n int) bool {
+	q := o.queued.Load()
+	if o.max > 0 && q+int64(n) > int64(o.max) {
+		return false
+	}
+	return o.mem.take(charge(q+int64(n)) - charge(q))
+}
+
+// release gives back n bytes of the queue, written or dropped.
+func (o *outbox) release(n int) {
+	q := o.queued.Add(-int64(n))
+	o.mem.give(charge(q+int64(n)) - charge(q))
+}
+
+// recycle keeps a written batch for reuse, gives its bytes back, and
+// records a write error.
 func (o *outbox) recycle(batch []byte, err error) {
+	o.release(len(batch))
 	if cap(batch) <= maxIdleBuffer {
 		o.spare = batch
 	}
 	if err != nil && o.err == nil {
-		o.err = err
 		o.conn.Close()
+		o.shut(err)
 	}
+	if o.room != nil && o.queued.Load() <= int64(o.max/2) {
+		select {
+		case o.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// shut ends the outbox with err, called with the lock held: nothing more
+// will be written, and what is queued is dropped.
+func (o *outbox) shut(err error) {
+	if o.err != nil {
+		return
+	}
+	o.err = err
+	o.ended.Store(true)
+	o.release(len(o.buf))
+	o.buf = o.buf[:0]
 }
 
 // errWouldBlock: the socket took only part of a write, or none.
@@ -174,25 +246,20 @@ func (o *outbox) drain(timeout time.Duration) {
 		o.flush(true)
 		o.mu.Lock()
 	}
-	if o.err == nil {
-		o.err = net.ErrClosed
-	}
+	o.shut(net.ErrClosed)
 	o.mu.Unlock()
 	o.rest.Wait() // no Add can follow: they happen under the lock, before err is set
-}
-
-// ended reports whether the outbox has ended: nothing more will be written.
-func (o *outbox) ended() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.err != nil
 }
 
 // fail ends the outbox with err unless it has ended already.
 func (o *outbox) fail(err error) {
 	o.mu.Lock()
-	if o.err == nil {
-		o.err = err
-	}
+	o.shut(err)
 	o.mu.Unlock()
+}
+
+// full reports whether more than half the outbox's bound is queued: a
+// reader should wait for room before taking in work that adds to it.
+func (o *outbox) full() bool {
+	return o.max > 0 && o.queued.Load() > int64(o.max/2)
 }

@@ -67,7 +67,7 @@ func (p *pool) close() {
 func (j job) run(ctx context.Context) {
 	reply := j.s.handle(ctx, j.m, logger(j.s.Logger))
 	reply.Seq = j.m.Seq
-	sendMessage(j.out, &reply, j.quoted)
+	j.s.sendAnswer(j.out, &reply, j.quoted)
 	j.st.answered()
 }
 

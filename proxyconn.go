@@ -18,19 +18,26 @@ import (
 // and its outbox, which never makes a writer wait.
 type pconn struct {
 	conn    net.Conn
+	log     *slog.Logger
 	r       *wire.Reader
 	fr      frame
 	out     *outbox
 	done    chan struct{}  // signals the answer to a message without seq
 	legacy  sync.WaitGroup // exchanges with legacy servers under way
 	owed    atomic.Int32   // answers due to messages forwarded
-	quiet   chan struct{}  // signalled when owed falls to zero
+	quiet   chan struct{}  // signalled when owed falls to zero, or the outbox ends
+	room    chan struct{}  // signalled when the outbox has room again
 	refused bool           // an error message ends the connection: close gently
 }
 
-func newPconn(c net.Conn, maxMessage int) *pconn {
-	return &pconn{conn: c, r: wire.NewReader(c, maxMessage), out: newNonblockingOutbox(c),
-		done: make(chan struct{}, 1), quiet: make(chan struct{}, 1)}
+// newPconn sets up an accepted connection with p's bounds: its reader and
+// its outbox draw on p's memory budget.
+func (p *Proxy) newPconn(c net.Conn, log *slog.Logger) *pconn {
+	pc := &pconn{conn: c, log: log, r: wire.NewReader(c, p.maxMessageSize()), out: newNonblockingOutbox(c),
+		done: make(chan struct{}, 1), quiet: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+	pc.r.Budget = p.budget()
+	pc.out.max, pc.out.mem, pc.out.room, pc.out.wait = p.maxQueued(), p.budget(), pc.room, p.writeTimeout()
+	return pc
 }
 
 // readFrame reads and decodes the next frame. Input that is not a message
@@ -77,6 +84,9 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 				return
 			}
 		}
+		if !pc.awaitRoom(ctx) {
+			return
+		}
 		if idle := p.idleTimeout(); idle > 0 {
 			pc.conn.SetReadDeadline(time.Now().Add(idle))
 		}
@@ -84,6 +94,20 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 			return
 		}
 	}
+}
+
+// awaitRoom waits while more than half the outbox's bound is queued: a
+// client that sends without reading its answers is not read either, so that
+// TCP pushes back on it. It reports false if ctx ended first.
+func (pc *pconn) awaitRoom(ctx context.Context) bool {
+	for pc.out.full() {
+		select {
+		case <-pc.room:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // authorize asks the Authorize hook, if any, about the message in pc.fr.
@@ -95,10 +119,10 @@ func (p *Proxy) authorize(pc *pconn, policy []byte) error {
 }
 
 // route forwards the data message fr from the client pc to the next server
-// of its policy. A server that cannot take it (its link has closed or is
-// full, or it cannot be dialled) is skipped for the next, each at most once;
-// when none can, or none serves the policy, the client gets an error
-// message.
+// of its policy. A server that cannot take it (it is leaving, has as much
+// under way as it may, or cannot be dialled) is skipped for the next, each
+// at most once; when none can, or none serves the policy, the client gets
+// an error message.
 func (p *Proxy) route(ctx context.Context, pc *pconn, fr *frame, policy []byte, log *slog.Logger) {
 	r, n := p.table.next(policy)
 	full := false
@@ -110,20 +134,16 @@ func (p *Proxy) route(ctx context.Context, pc *pconn, fr *frame, policy []byte, 
 			switch r.link.forward(pc, fr) {
 			case forwarded:
 				return
-			case linkFull:
+			case busy:
 				full = true
+			case tooLarge:
+				pc.answerError(fr, codeTooLarge, fmt.Sprintf("the message as forwarded is over the proxy's limit of %d bytes", p.maxMessageSize()))
+				return
 			}
-		} else if c, err := p.dialServer(ctx, r); err == nil {
-			p.exchange(ctx, pc, fr, r, c, log)
+		} else if !r.admit(p.maxPending()) {
+			full = true
+		} else if p.exchange(ctx, pc, fr, r, log) {
 			return
-		} else {
-			log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)
-			// A legacy server that cannot be reached leaves the table
-			// until it registers again; a held one leaves when its
-			// connection does.
-			if r.owner == nil && p.table.remove(r) {
-				log.Info("Server left", "id", r.id, "policy", r.policy, "reason", "unreachable")
-			}
 		}
 		if tried >= n {
 			if full {
@@ -175,6 +195,8 @@ func codeFor(err error) string {
 		return codeUnauthorized
 	case errors.Is(err, ErrIDInUse):
 		return codeIDInUse
+	case errors.Is(err, ErrOverloaded):
+		return codeOverloaded
 	}
 	return codeBadMessage
 }
@@ -194,7 +216,7 @@ func (pc *pconn) answerMessage(m *Message, seq uint64, quoted bool) {
 // answerFrame queues a server's answer, fr, to the message tagged seq.
 func (pc *pconn) answerFrame(fr *frame, seq uint64, quoted bool) {
 	b := pc.out.begin()
-	pc.out.end(append(appendAnswer(b, fr, seq, quoted), '\n'))
+	pc.queued(pc.out.end(append(appendAnswer(b, fr, seq, quoted), '\n')))
 	pc.settle(seq)
 }
 
@@ -202,17 +224,31 @@ func (pc *pconn) answerFrame(fr *frame, seq uint64, quoted bool) {
 func (pc *pconn) send(m *Message, seq uint64, quoted bool) {
 	m.Seq = seq
 	b := pc.out.begin()
-	pc.out.end(append(appendMessage(b, m, quoted), '\n'))
+	pc.queued(pc.out.end(append(appendMessage(b, m, quoted), '\n')))
+}
+
+// errSlowConsumer ends a connection whose peer does not read what it is
+// sent fast enough for its queue to stay within bounds.
+var errSlowConsumer = errors.New("slow consumer: too much queued for the connection")
+
+// queued deals with the outcome of queueing a message for the peer: when
+// its queue is full, the peer reads too slowly to be answered, and the
+// connection is closed.
+func (pc *pconn) queued(err error) {
+	if err != errQueueFull {
+		return
+	}
+	pc.log.Warn("Closing a slow consumer", "addr", pc.conn.RemoteAddr().String(), "queued", pc.out.queued.Load())
+	pc.out.fail(errSlowConsumer)
+	pc.conn.Close()
+	pc.wake()
 }
 
 // settle records that a forwarded message is answered, and lets the reader
 // go on after an untagged one.
 func (pc *pconn) settle(seq uint64) {
-	if pc.owed.Add(-1) == 0 {
-		select {
-		case pc.quiet <- struct{}{}:
-		default:
-		}
+	if pc.owed.Add(-1) == 0 || pc.out.ended.Load() {
+		pc.wake()
 	}
 	if seq == 0 {
 		select {
@@ -222,20 +258,23 @@ func (pc *pconn) settle(seq uint64) {
 	}
 }
 
-// awaitOwed waits, up to timeout or until ctx is done, for the answers to
-// messages already forwarded, so that a client that stops sending (or
-// half-closes) still gets them.
-func (pc *pconn) awaitOwed(ctx context.Context, timeout time.Duration) {
-	if pc.owed.Load() <= 0 {
-		return
+// wake tells awaitOwed to look again.
+func (pc *pconn) wake() {
+	select {
+	case pc.quiet <- struct{}{}:
+	default:
 	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for pc.owed.Load() > 0 {
+}
+
+// awaitOwed waits for the answers to messages already forwarded, so that a
+// client that stops sending (or half-closes) still gets every one: an
+// answer, or an error message when its server fails or its timeout passes.
+// It stops waiting when nothing more can be written to the client, or when
+// ctx is done.
+func (pc *pconn) awaitOwed(ctx context.Context) {
+	for pc.owed.Load() > 0 && !pc.out.ended.Load() {
 		select {
 		case <-pc.quiet:
-		case <-timer.C:
-			return
 		case <-ctx.Done():
 			return
 		}
@@ -245,8 +284,24 @@ func (pc *pconn) awaitOwed(ctx context.Context, timeout time.Duration) {
 // wrapWireError marks framing errors as bad input.
 func wrapWireError(err error) error {
 	var se *wire.SyntaxError
-	if errors.Is(err, wire.ErrTooLarge) || errors.As(err, &se) {
+	switch {
+	case errors.Is(err, wire.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.As(err, &se):
 		return fmt.Errorf("%w: %w", ErrBadMessage, err)
 	}
 	return err
+}
+
+// skipped returns what can be learnt of a message a skipping reader passed
+// over for its size, when err says it did: its fields among its first
+// bytes.
+func skipped(err error) (*wire.Fields, bool) {
+	var tl *wire.TooLargeError
+	if !errors.As(err, &tl) || tl.Prefix == nil {
+		return nil, false
+	}
+	f := new(wire.Fields)
+	wire.ScanPrefix(tl.Prefix, f)
+	return f, true
 }

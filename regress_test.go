@@ -53,9 +53,11 @@ func newTestLink(t *testing.T) (*serverLink, *pconn, net.Conn) {
 	sa, sb := tcpPair(t)
 	ca, cb := tcpPair(t)
 	go discardAll(sb)
-	l := &serverLink{pc: newPconn(sa, 1<<20), max: 10, route: &route{id: "S", policy: "P"}}
+	p := &Proxy{MaxPending: 10}
+	l := p.newLink(p.newPconn(sa, discard))
+	l.route = &route{id: "S", policy: "P"}
 	t.Cleanup(func() { l.close(context.Background(), &Proxy{}, discard) })
-	return l, newPconn(ca, 1<<20), cb
+	return l, (&Proxy{}).newPconn(ca, discard), cb
 }
 
 // TestStaleTimerSparesNextMessage: a timer callback of an answered message

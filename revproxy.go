@@ -6,13 +6,17 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/seed-c202d8a5/revproxy/internal/wire"
 )
 
 // proxyID is the srcid of error messages the proxy itself sends.
@@ -48,11 +52,38 @@ type Proxy struct {
 	// long. Zero means 5 minutes; a negative value, never. A server's
 	// registration is not subject to it.
 	IdleTimeout time.Duration
-	// MaxPending bounds the messages in flight on one multiplexed server
-	// link. A message for a full server goes to the next of its policy; when
-	// all are full, the client gets an "overloaded" error message at once
-	// (see [ErrOverloaded]). Zero means 1024.
+	// MaxPending bounds the messages in flight to one server. A message
+	// for a full server goes to the next of its policy; when all are full,
+	// the client gets an "overloaded" error message at once (see
+	// [ErrOverloaded]). Zero means 1024.
 	MaxPending int
+	// MaxQueued bounds the bytes queued for writing to one connection. The
+	// proxy reads nothing more from a client while more than half of it is
+	// queued, so that TCP pushes back on a client that sends without
+	// reading; a client that lets it fill all the same (its answers keep
+	// coming) is closed as a slow consumer. A server link with it full
+	// takes no new messages, as one with MaxPending in flight. Zero means
+	// 4 MiB, and it is never less than MaxMessageSize plus 4 KiB.
+	MaxQueued int
+	// WriteTimeout bounds the wait for a peer to take what is written to
+	// it: one that takes nothing for this long, such as a client that
+	// sends and never reads, is closed. Zero means 30 seconds; a negative
+	// value, never.
+	WriteTimeout time.Duration
+	// MaxMemory bounds the bytes that all connections together hold in
+	// read buffers and write queues. Past it, a connection whose message
+	// needs more buffer is refused with "overloaded" and closed, a message
+	// is refused with "overloaded" rather than queued for a server, and a
+	// client whose answer cannot be queued is closed. Zero means 256 MiB.
+	MaxMemory int
+	// MaxServers bounds the servers registered at once; one more
+	// registration is refused with "overloaded". A connection registers
+	// one server id at most. Zero means 10,000.
+	MaxServers int
+	// MaxServerConns bounds the connections open at once to servers the
+	// proxy dials for each message (legacy servers); a message that would
+	// need one more gets "overloaded". Zero means 256.
+	MaxServerConns int
 
 	// TLSConfig, if set, makes the proxy accept only TLS: clients and
 	// servers then connect with a TLSConfig of their own. For mutual TLS,
@@ -77,8 +108,11 @@ type Proxy struct {
 	// connection failures at Warn. Nil means silent.
 	Logger *slog.Logger
 
-	table table
-	conns atomic.Int64 // connections being served
+	table       table
+	conns       atomic.Int64 // connections being served
+	serverConns atomic.Int64 // connections open to legacy servers
+	memOnce     sync.Once
+	mem         *budget
 }
 
 // AuthRequest describes a data message for [Proxy.Authorize].
@@ -105,6 +139,34 @@ func (p *Proxy) idleTimeout() time.Duration {
 }
 
 func (p *Proxy) maxPending() int { return orDefault(p.MaxPending, 1024) }
+
+// controlReserve is the part of a server link's queue kept for the proxy's
+// own small messages (heartbeats, drain), which forwarded messages may not
+// take.
+const controlReserve = 4 << 10
+
+func (p *Proxy) maxQueued() int {
+	return max(orDefault(p.MaxQueued, 4<<20), p.maxMessageSize()+controlReserve)
+}
+
+func (p *Proxy) writeTimeout() time.Duration {
+	switch {
+	case p.WriteTimeout < 0:
+		return 0
+	case p.WriteTimeout == 0:
+		return 30 * time.Second
+	}
+	return p.WriteTimeout
+}
+
+func (p *Proxy) maxServers() int     { return orDefault(p.MaxServers, 10000) }
+func (p *Proxy) maxServerConns() int { return orDefault(p.MaxServerConns, 256) }
+
+// budget returns the memory budget all of p's connections share.
+func (p *Proxy) budget() *budget {
+	p.memOnce.Do(func() { p.mem = &budget{max: int64(orDefault(p.MaxMemory, 256<<20))} })
+	return p.mem
+}
 
 func (p *Proxy) dialTimeout() time.Duration {
 	if p.DialTimeout > 0 {
@@ -155,7 +217,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 // server's registration, a multiplexed server link, or a client connection.
 func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	log := logger(p.Logger)
-	pc := newPconn(c, p.maxMessageSize())
+	pc := p.newPconn(c, log)
+	defer pc.r.Release()
 	if n := p.conns.Add(1); p.MaxConns > 0 && n > int64(p.MaxConns) {
 		p.conns.Add(-1)
 		log.Warn("Too many connections", "from", c.RemoteAddr().String(), "max", p.MaxConns)
@@ -166,7 +229,7 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	}
 	defer p.conns.Add(-1)
 	defer func() {
-		pc.awaitOwed(ctx, drainTimeout)
+		pc.awaitOwed(ctx)
 		pc.legacy.Wait()
 		pc.out.drain(drainTimeout) // what was queued last, such as an error message
 		if pc.refused {
@@ -199,6 +262,12 @@ func (p *Proxy) read(pc *pconn, log *slog.Logger) error {
 	case errors.Is(err, ErrBadMessage):
 		pc.fr = frame{}
 		pc.refuse(log, err.Error())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		pc.fr = frame{}
+		pc.refuse(log, "the connection ended inside a message")
+	case errors.Is(err, wire.ErrNoMemory):
+		pc.fr = frame{}
+		pc.refuseWith(log, codeOverloaded, "the proxy's memory for messages is used up")
 	case !isClosed(err):
 		log.Warn("Connection failed", "from", pc.conn.RemoteAddr().String(), "err", err)
 	}
@@ -217,17 +286,19 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 		}
 	}()
 	var alive liveness
+	registered := "" // the one server id this connection may register
 	for {
 		switch {
 		case held != nil && pc.fr.typ == TypePing:
 			pc.send(&Message{Type: TypePing}, 0, false)
 		case held != nil && pc.fr.typ == TypeDrain:
 			// Messages go to this server over connections of their own:
-			// once it leaves the table, none is on its way.
+			// once it has left the table and the last of them has ended,
+			// none is on its way, and the server may close its listener.
 			if p.table.remove(held) {
 				log.Info("Server draining", "id", held.id, "policy", held.policy)
 			}
-			pc.send(&Message{Type: TypeDrain}, 0, false)
+			held.drain(func() { pc.send(&Message{Type: TypeDrain}, 0, false) })
 		case pc.fr.typ == TypeSetup:
 			m, err := pc.fr.message()
 			if err != nil {
@@ -238,8 +309,12 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 				p.serveLink(ctx, pc, m, log)
 				return
 			}
-			if held != nil && (m.ID != held.id || !m.Hold) {
-				pc.refuse(log, "a held registration may only register its own id again")
+			if held != nil && !m.Hold {
+				pc.refuse(log, "a held registration may only be held")
+				return
+			}
+			if registered != "" && m.ID != registered {
+				pc.refuse(log, "a connection registers one server id only")
 				return
 			}
 			r, err := p.register(pc, m, nil)
@@ -247,6 +322,7 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 				pc.refuseWith(log, codeFor(err), err.Error())
 				return
 			}
+			registered = r.id
 			if m.Hold {
 				held = r
 				alive.start(pc.conn, m.Heartbeat)
@@ -308,7 +384,7 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error
 		link.mu.Lock()
 		defer link.mu.Unlock()
 	}
-	if err := p.table.add(r); err != nil {
+	if err := p.table.add(r, p.maxServers()); err != nil {
 		return nil, err
 	}
 	if r.owner != nil { // a server that holds its connection learns it is registered

@@ -15,6 +15,57 @@ type route struct {
 	owner  *pconn      // the connection whose closing ends the registration
 
 	idempotent bool // a message lost with the server may go to another
+
+	// For a server dialled per message: its exchanges under way, and its
+	// drain, answered once the last of them ends.
+	mu        sync.Mutex
+	exchanges int
+	draining  bool
+	drained   func()
+}
+
+// admit counts one more exchange with a server dialled per message, unless
+// it has max under way or is draining.
+func (r *route) admit(max int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.draining || r.exchanges >= max {
+		return false
+	}
+	r.exchanges++
+	return true
+}
+
+// finish counts an exchange ended; the last one of a draining server calls
+// its drain answer.
+func (r *route) finish() {
+	r.mu.Lock()
+	r.exchanges--
+	answer := r.drained
+	if r.exchanges > 0 || !r.draining {
+		answer = nil
+	} else {
+		r.drained = nil
+	}
+	r.mu.Unlock()
+	if answer != nil {
+		answer()
+	}
+}
+
+// drain takes no more exchanges for r and calls answer once those under
+// way have ended: then nothing more is on its way to the server.
+func (r *route) drain(answer func()) {
+	r.mu.Lock()
+	r.draining = true
+	if r.exchanges > 0 {
+		r.drained = answer
+		answer = nil
+	}
+	r.mu.Unlock()
+	if answer != nil {
+		answer()
+	}
 }
 
 // ServerInfo describes a registered server.
@@ -47,14 +98,18 @@ type ring struct {
 // entry leaves its policy and r joins the end of its own. An entry held by a
 // live connection is not replaced from another connection: that is
 // ErrIDInUse.
-func (t *table) add(r *route) error {
+func (t *table) add(r *route, max int) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.policies == nil {
 		t.policies = make(map[string]*ring)
 		t.ids = make(map[string]*route)
 	}
-	if old, ok := t.ids[r.id]; ok {
+	old, ok := t.ids[r.id]
+	if !ok && len(t.ids) >= max {
+		return fmt.Errorf("%w: the proxy has %d servers registered, as many as it may", ErrOverloaded, len(t.ids))
+	}
+	if ok {
 		if old.owner != nil && old.owner != r.owner {
 			return fmt.Errorf("%w: server %s is registered from %s", ErrIDInUse, r.id, old.addr)
 		}

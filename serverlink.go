@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/seed-c202d8a5/revproxy/internal/wire"
@@ -16,9 +18,11 @@ import (
 // carries its messages: each is tagged with a seq naming a slot that
 // remembers whom to answer, and the server answers in any order.
 type serverLink struct {
-	pc    *pconn
-	route *route
-	max   int // messages in flight at most
+	pc         *pconn
+	route      *route
+	max        int // messages in flight at most
+	maxMessage int // bytes in a forwarded message at most
+	mem        *budget
 
 	mu       sync.Mutex
 	slots    []slot
@@ -48,22 +52,32 @@ func tag(idx int, gen uint32) uint64 { return uint64(gen)<<32 | uint64(idx+1) }
 
 func untag(seq uint64) (idx int, gen uint32) { return int(uint32(seq)) - 1, uint32(seq >> 32) }
 
+// newLink returns a server link over pc with p's bounds.
+func (p *Proxy) newLink(pc *pconn) *serverLink {
+	return &serverLink{pc: pc, max: p.maxPending(), maxMessage: p.maxMessageSize(), mem: p.budget()}
+}
+
 // serveLink registers a multiplexed server and relays its answers until the
 // connection ends; then the server leaves the table and the messages it has
 // not answered get error messages.
 func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.Logger) {
-	l := &serverLink{pc: pc, max: p.maxPending()}
+	l := p.newLink(pc)
 	r, err := p.register(pc, m, l)
 	if err != nil {
 		pc.refuseWith(log, codeFor(err), err.Error())
 		return
 	}
 	defer l.close(ctx, p, log)
+	pc.r.Skip = true // an answer too large is refused alone
 	var alive liveness
 	alive.start(pc.conn, m.Heartbeat)
 	for {
 		alive.extend()
 		if err := readFrame(pc.r, &pc.fr); err != nil {
+			if f, ok := skipped(err); ok {
+				l.refuseAnswer(f, log)
+				continue
+			}
 			if !isClosed(err) {
 				log.Warn("Server link failed", "server", r.id, "err", err)
 			}
@@ -83,48 +97,77 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 	}
 }
 
-// Results of serverLink.forward.
+// forwardResult says what became of a message offered to a server.
+type forwardResult int
+
 const (
-	forwarded = iota
-	linkClosed
-	linkFull
+	forwarded  forwardResult = iota
+	notServing               // the server has left or is leaving: try another
+	busy                     // the server has as much in flight or queued as it may: try another
+	tooLarge                 // the message as forwarded is over the size limit: for any server
 )
 
 // forward queues the data message fr from client to the server, unless the
-// link has closed or has as many messages in flight as it may.
-func (l *serverLink) forward(client *pconn, fr *frame) int {
+// link has closed, has as many messages in flight or bytes queued as it
+// may, or the message as forwarded would be over the size limit.
+func (l *serverLink) forward(client *pconn, fr *frame) forwardResult {
 	l.mu.Lock()
 	defer l.mu.Unlock() // held while queueing, so nothing follows a drain's answer
 	if l.closed || l.draining {
-		return linkClosed
+		return notServing
 	}
 	if len(l.slots)-len(l.free) >= l.max {
-		return linkFull
+		return busy
 	}
-	var idx int
+	idx, gen := len(l.slots), uint32(1)
 	if n := len(l.free); n > 0 {
 		idx = l.free[n-1]
-		l.free = l.free[:n-1]
-	} else {
-		idx = len(l.slots)
+		gen = (l.slots[idx].gen + 1) & 0x7fffffff // keeps the tag below 1<<63
+		if gen == 0 {
+			gen = 1
+		}
+	}
+	out := l.pc.out
+	b := out.begin()
+	start := len(b)
+	b = append(appendData(b, fr, tag(idx, gen), l.route.quoted), '\n')
+	n := len(b) - start
+	switch {
+	case n-1 > l.maxMessage:
+		out.end(b[:start])
+		return tooLarge
+	case out.queued.Load()+int64(n) > int64(out.max-controlReserve):
+		out.end(b[:start])
+		return busy
+	}
+	keep := l.route.idempotent
+	if keep && !l.mem.take(len(fr.raw)) {
+		out.end(b[:start])
+		return busy
+	}
+	if err := out.end(b); err != nil {
+		if keep {
+			l.mem.give(len(fr.raw))
+		}
+		if err == errQueueFull {
+			return busy
+		}
+		return notServing
+	}
+	if idx == len(l.slots) {
 		l.slots = append(l.slots, slot{})
+	} else {
+		l.free = l.free[:len(l.free)-1]
 	}
 	s := &l.slots[idx]
-	s.client, s.seq, s.quoted, s.busy = client, fr.seq, fr.quoted, true
-	s.gen = (s.gen + 1) & 0x7fffffff // keeps the tag below 1<<63
-	if s.gen == 0 {
-		s.gen = 1
-	}
+	s.client, s.seq, s.quoted, s.busy, s.gen = client, fr.seq, fr.quoted, true, gen
 	s.srcid = append(s.srcid[:0], fr.f[wire.KeySrcID]...)
-	if l.route.idempotent {
+	if keep {
 		s.msg = append(s.msg[:0], fr.raw...)
 	}
 	if s.timeout = fr.timeout; s.timeout > 0 {
 		l.arm(idx, millis(s.timeout))
 	}
-	seq := tag(idx, s.gen)
-	b := l.pc.out.begin()
-	l.pc.out.end(append(appendData(b, fr, seq, l.route.quoted), '\n'))
 	return forwarded
 }
 
@@ -141,6 +184,44 @@ func (l *serverLink) arm(idx int, d time.Duration) {
 	s.timer.Reset(d)
 }
 
+// release frees slot idx for the next message; called with l.mu held.
+func (l *serverLink) release(idx int) {
+	s := &l.slots[idx]
+	s.client, s.busy = nil, false
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	l.mem.give(len(s.msg))
+	if s.msg = s.msg[:0]; cap(s.msg) > maxIdleBuffer {
+		s.msg = nil
+	}
+	l.free = append(l.free, idx)
+}
+
+// waiter is whom to answer for a slot's message.
+type waiter struct {
+	client *pconn
+	seq    uint64
+	quoted bool
+	destid string
+}
+
+// take frees the slot that the server's answer tagged seq is for, and
+// returns whom to answer; false when no message waits for it (it timed
+// out, or the answer came twice).
+func (l *serverLink) take(seq uint64) (waiter, bool) {
+	idx, gen := untag(seq)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if idx < 0 || idx >= len(l.slots) || !l.slots[idx].busy || l.slots[idx].gen != gen {
+		return waiter{}, false
+	}
+	s := &l.slots[idx]
+	w := waiter{client: s.client, seq: s.seq, quoted: s.quoted}
+	l.release(idx)
+	return w, true
+}
+
 // expire answers the message in slot idx with ErrTimeout, if it is still
 // the one the timer was armed for and still unanswered. A late answer from
 // the server then finds no one waiting and is dropped.
@@ -154,8 +235,7 @@ func (l *serverLink) expire(idx int) {
 		return
 	}
 	client, seq, quoted, destid, ms := s.client, s.seq, s.quoted, decodeText(s.srcid), s.timeout
-	s.client, s.busy = nil, false
-	l.free = append(l.free, idx)
+	l.release(idx)
 	l.mu.Unlock()
 	text := fmt.Sprintf("server %s did not answer within %d ms", l.route.id, ms)
 	client.answerMessage(newError(proxyID, destid, codeTimeout, text), seq, quoted)
@@ -176,26 +256,30 @@ func (l *serverLink) drain(p *Proxy, log *slog.Logger) {
 
 // deliver relays a server's answer to the client waiting for it.
 func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
-	idx, gen := untag(fr.seq)
-	l.mu.Lock()
-	if idx < 0 || idx >= len(l.slots) || !l.slots[idx].busy || l.slots[idx].gen != gen {
-		l.mu.Unlock()
+	w, ok := l.take(fr.seq)
+	if !ok {
 		log.Debug("Answer for no waiting message (timed out, or sent twice)", "server", l.route.id, "seq", fr.seq)
 		return
 	}
-	s := &l.slots[idx]
-	client, seq, quoted := s.client, s.seq, s.quoted
-	s.client, s.busy = nil, false
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	l.free = append(l.free, idx)
-	l.mu.Unlock()
 	if log.Enabled(ctx, slog.LevelDebug) {
 		log.Debug("Received a reply", "server", l.route.id, "client", decodeText(fr.f[wire.KeyDestID]),
 			"payload", decodeText(fr.f[wire.KeyPayload]))
 	}
-	client.answerFrame(fr, seq, quoted)
+	w.client.answerFrame(fr, w.seq, w.quoted)
+}
+
+// refuseAnswer answers with an error the message whose answer, with fields
+// f among its first bytes, was over the size limit.
+func (l *serverLink) refuseAnswer(f *wire.Fields, log *slog.Logger) {
+	seq, _ := decodeSeq(f[wire.KeySeq])
+	w, ok := l.take(seq)
+	if !ok {
+		log.Warn("Dropped an answer too large for no waiting message", "server", l.route.id, "seq", seq)
+		return
+	}
+	text := fmt.Sprintf("the answer of server %s is over the proxy's limit of %d bytes", l.route.id, l.maxMessage)
+	log.Warn("Refused an answer", "server", l.route.id, "err", text)
+	w.client.answerMessage(newError(proxyID, decodeText(f[wire.KeyDestID]), codeTooLarge, text), w.seq, w.quoted)
 }
 
 // close takes the server out of the table and deals with every message it
@@ -209,12 +293,15 @@ func (l *serverLink) close(ctx context.Context, p *Proxy, log *slog.Logger) {
 	l.closed = true
 	owed := make([]slot, 0, len(l.slots)-len(l.free))
 	for i := range l.slots {
-		if s := &l.slots[i]; s.busy {
+		s := &l.slots[i]
+		if s.busy {
 			owed = append(owed, *s)
-			s.client, s.busy, s.msg = nil, false, nil
+			l.mem.give(len(s.msg))
+			s.msg = nil // the copy in owed is sent again below
+			l.release(i)
 		}
-		if t := l.slots[i].timer; t != nil {
-			t.Stop()
+		if s.timer != nil {
+			s.timer.Stop()
 		}
 	}
 	l.mu.Unlock()
@@ -233,81 +320,124 @@ func (l *serverLink) close(ctx context.Context, p *Proxy, log *slog.Logger) {
 	}
 }
 
-// errDial marks a failure to connect: the message was not sent.
-var errDial = errors.New("cannot connect")
-
-// dialServer connects to a server that takes one message per connection.
-func (p *Proxy) dialServer(ctx context.Context, r *route) (net.Conn, error) {
+// exchange sends the data message fr to r, a server that takes one message
+// per connection, over a new connection, and queues the answer for the
+// client pc: in this goroutine for an untagged message, in a goroutine of
+// its own for a tagged one. The caller has counted the exchange against
+// r's bound (see route.admit); exchange ends it. It reports false when r
+// cannot be connected to, so that the message may go to another server.
+func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *route, log *slog.Logger) bool {
+	msg := append(appendData(nil, fr, 0, r.quoted), '\n') // a copy: the frame is reused by the next read
+	if len(msg)-1 > p.maxMessageSize() {
+		r.finish()
+		pc.answerError(fr, codeTooLarge, fmt.Sprintf("the message as forwarded is over the proxy's limit of %d bytes", p.maxMessageSize()))
+		return true
+	}
+	if p.serverConns.Add(1) > int64(p.maxServerConns()) {
+		p.serverConns.Add(-1)
+		r.finish()
+		pc.answerError(fr, codeOverloaded, "the proxy has as many connections to servers open as it may")
+		return true
+	}
+	done := func() {
+		p.serverConns.Add(-1)
+		r.finish()
+	}
 	c, err := dial(ctx, r.addr, nil, p.dialTimeout())
 	if err != nil {
-		return nil, fmt.Errorf("server %s at %s: %w: %v", r.id, r.addr, errDial, err)
+		done()
+		if localFault(err) { // not the server's fault: it stays
+			log.Warn("Cannot connect to a server for want of resources", "server", r.id, "err", err)
+			pc.answerError(fr, codeOverloaded, "the proxy cannot open a connection: "+err.Error())
+			return true
+		}
+		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)
+		// A legacy server that cannot be reached leaves the table until it
+		// registers again; a held one leaves when its connection does.
+		if r.owner == nil && p.table.remove(r) {
+			log.Info("Server left", "id", r.id, "policy", r.policy, "reason", "unreachable")
+		}
+		return false
 	}
-	return c, nil
-}
-
-// exchange sends the data message fr over c, a new connection to a legacy
-// server, and queues the answer for the client pc: in this goroutine for an
-// untagged message, in a goroutine of its own for a tagged one.
-func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *route, c net.Conn, log *slog.Logger) {
-	m, err := fr.message() // a copy: the frame is reused by the next read
-	if err != nil {
+	w := waiter{client: pc, seq: fr.seq, quoted: fr.quoted, destid: decodeText(fr.f[wire.KeySrcID])}
+	timeout := fr.timeout
+	if pc.out.ended.Load() { // the client has gone: nobody to answer
 		c.Close()
-		pc.answerError(fr, codeBadMessage, err.Error())
-		return
-	}
-	seq, quoted := m.Seq, fr.quoted
-	m.Seq = 0
-	if pc.out.ended() { // the client has gone: nobody to answer
-		c.Close()
-		pc.settle(seq)
-		return
+		done()
+		pc.settle(w.seq)
+		return true
 	}
 	run := func() {
+		defer done()
 		defer c.Close()
-		pc.answerMessage(p.exchangeOn(ctx, c, r, m, log), seq, quoted)
+		p.exchangeOn(ctx, c, r, msg, timeout, w, log)
 	}
-	if seq == 0 {
+	if w.seq == 0 {
 		run()
-		return
+		return true
 	}
 	pc.legacy.Add(1)
 	go func() {
 		defer pc.legacy.Done()
 		run()
 	}()
+	return true
 }
 
 // exchangeOn does one message on c, as the homework's servers expect: send,
-// read one answer. It returns the answer, or an error message for the
-// client: once written, a message is not sent again, as it may have been
+// read one answer, and relay it to w, or an error message when there is
+// none: once written, a message is not sent again, as it may have been
 // handled.
-func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *route, m *Message, log *slog.Logger) *Message {
+func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *route, msg []byte, timeout int, w waiter, log *slog.Logger) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	fail := func(err error) *Message {
-		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)
-		return errorMessage(proxyID, m, codeUnavailable, err.Error())
+	fail := func(code, text string) {
+		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", text)
+		w.client.answerMessage(newError(proxyID, w.destid, code, text), w.seq, w.quoted)
 	}
-	l := newLink(c, r.quoted)
-	if err := l.write(m); err != nil {
-		return fail(fmt.Errorf("server %s: %w", r.id, err))
+	if _, err := c.Write(msg); err != nil {
+		fail(codeUnavailable, fmt.Sprintf("server %s: %v", r.id, err))
+		return
 	}
 	wait := p.serverTimeout()
-	if m.Timeout > 0 {
-		wait = min(wait, millis(m.Timeout))
+	clientWaits := timeout > 0 && millis(timeout) < wait // the client's deadline comes first
+	if clientWaits {
+		wait = millis(timeout)
 	}
 	c.SetReadDeadline(time.Now().Add(wait))
-	reply := new(Message)
-	if err := l.read(reply); err != nil {
-		return fail(fmt.Errorf("server %s sent no answer: %w", r.id, err))
+	rd := wire.NewReader(c, p.maxMessageSize())
+	rd.Budget = p.budget()
+	defer rd.Release()
+	var fr frame
+	err := readFrame(rd, &fr)
+	switch {
+	case err == nil && (fr.typ == TypeReply || fr.typ == TypeError):
+		if log.Enabled(ctx, slog.LevelDebug) {
+			log.Debug("Received a reply", "server", r.id, "client", w.destid, "payload", decodeText(fr.f[wire.KeyPayload]))
+		}
+		w.client.answerFrame(&fr, w.seq, w.quoted)
+	case err == nil:
+		fail(codeUnavailable, fmt.Sprintf("server %s answered with a %s message", r.id, fr.typ))
+	case errors.Is(err, ErrTooLarge):
+		fail(codeTooLarge, fmt.Sprintf("the answer of server %s is over the proxy's limit of %d bytes", r.id, p.maxMessageSize()))
+	case errors.Is(err, wire.ErrNoMemory):
+		fail(codeOverloaded, "the proxy's memory for messages is used up")
+	case clientWaits && errors.Is(err, os.ErrDeadlineExceeded):
+		fail(codeTimeout, fmt.Sprintf("server %s did not answer within %d ms", r.id, timeout))
+	default:
+		fail(codeUnavailable, fmt.Sprintf("server %s sent no answer: %v", r.id, err))
 	}
-	if reply.Type != TypeReply && reply.Type != TypeError {
-		return fail(fmt.Errorf("server %s answered with a %s message", r.id, reply.Type))
+}
+
+// localFault reports whether a dial failed for want of the proxy's own
+// resources (descriptors, ports, buffers), which is no fault of the server.
+func localFault(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL} {
+		if errors.Is(err, e) {
+			return true
+		}
 	}
-	if log.Enabled(ctx, slog.LevelDebug) {
-		log.Debug("Received a reply", "server", r.id, "client", reply.DestID, "payload", reply.Payload)
-	}
-	return reply
+	return false
 }
 
 // liveness keeps a read deadline of three heartbeat intervals on a

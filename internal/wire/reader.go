@@ -10,9 +10,43 @@ import (
 	"io"
 )
 
-// ErrTooLarge reports an object longer than the reader's limit. The stream is
-// out of step after it; the caller should close the connection.
+// ErrTooLarge reports an object longer than the reader's limit. Unless the
+// reader skips such objects (see [Reader.Skip]), the stream is out of step
+// after it and the caller should close the connection.
 var ErrTooLarge = errors.New("message too large")
+
+// ErrNoMemory reports that the reader's [Budget] refused the buffer the next
+// object needs. The stream is out of step after it.
+var ErrNoMemory = errors.New("memory budget used up")
+
+// TooLargeError reports an object over the limit; it matches ErrTooLarge.
+// A skipping reader (see [Reader.Skip]) has passed over the object and is
+// in step after it.
+type TooLargeError struct {
+	Max int
+	// Prefix, from a skipping reader, is the object's first bytes (at most
+	// 256), for what can be learnt of it, such as whom to tell. It is valid
+	// until the next read.
+	Prefix []byte
+}
+
+// Error says what the limit was; the type says the rest.
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("over %d bytes", e.Max)
+}
+
+// Is makes a TooLargeError match ErrTooLarge.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// Budget is memory shared by many readers (and whatever else the caller
+// counts), so that together they hold no more than a bound.
+type Budget interface {
+	// Take reserves n bytes, or reports false when they would exceed the
+	// bound.
+	Take(n int) bool
+	// Give returns n bytes taken before.
+	Give(n int)
+}
 
 // SyntaxError reports a byte that cannot start a message.
 type SyntaxError struct {
@@ -30,6 +64,7 @@ func (e *SyntaxError) Error() string {
 const (
 	minBuffer  = 512
 	keepBuffer = 64 << 10
+	prefixLen  = 256
 )
 
 // Reader returns one top-level JSON object at a time from a stream. It finds
@@ -37,12 +72,22 @@ const (
 // valid JSON is for the decoder to say. It reads into a buffer of its own
 // and returns objects in place, without copying.
 type Reader struct {
+	// Skip makes Next pass over an object longer than the limit, reading
+	// and discarding it without buffering it whole, and return a
+	// *TooLargeError; the next call returns the object after it.
+	Skip bool
+	// Budget, if set, is asked for every buffer the reader allocates and
+	// given back what it frees; Release gives back the rest.
+	Budget Budget
+
 	rd   io.Reader
 	max  int
 	buf  []byte
 	r, w int   // buf[r:w] is read but not yet returned
 	full bool  // the last read filled the buffer: more is probably waiting
 	err  error // a read error to return once the buffer is drained
+
+	tooLarge TooLargeError // returned, reused, for a skipped object
 
 	// The brace-counting state of the object at buf[r:], scanned up to r+n.
 	n        int
@@ -67,7 +112,10 @@ func (r *Reader) Next() ([]byte, error) {
 	for {
 		done := r.scan()
 		if r.n > r.max {
-			return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, r.max)
+			if r.Skip {
+				return nil, r.skip(done)
+			}
+			return nil, &TooLargeError{Max: r.max}
 		}
 		if done {
 			obj := r.buf[r.r : r.r+r.n]
@@ -81,6 +129,63 @@ func (r *Reader) Next() ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// skip passes over the rest of an object found to be over the limit, whose
+// first r.n bytes are scanned (all of it when done), keeping its prefix.
+func (r *Reader) skip(done bool) error {
+	r.tooLarge.Max = r.max
+	r.tooLarge.Prefix = append(r.tooLarge.Prefix[:0], r.buf[r.r:r.r+min(r.n, prefixLen)]...)
+	for {
+		r.r += r.n // discard what has been scanned
+		r.n = 0
+		if done {
+			return &r.tooLarge
+		}
+		if err := r.fill(); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		done = r.scan()
+	}
+}
+
+// Release gives the reader's buffer back to its budget. The reader must not
+// be used after it.
+func (r *Reader) Release() {
+	r.drop()
+	r.r, r.w = 0, 0
+}
+
+// FreeBuffer is the size of buffer a reader holds without asking its
+// budget: every connection has one, so that small messages flow whatever
+// the budget, and what bounds connections bounds them.
+const FreeBuffer = 4 << 10
+
+// counted is how much of a buffer of size bytes its budget counts.
+func counted(size int) int {
+	if size <= FreeBuffer {
+		return 0
+	}
+	return size
+}
+
+// alloc returns a new buffer of size bytes, if the budget allows it.
+func (r *Reader) alloc(size int) ([]byte, error) {
+	if r.Budget != nil && !r.Budget.Take(counted(size)) {
+		return nil, ErrNoMemory
+	}
+	return make([]byte, size), nil
+}
+
+// drop lets go of the buffer.
+func (r *Reader) drop() {
+	if r.Budget != nil {
+		r.Budget.Give(counted(len(r.buf)))
+	}
+	r.buf = nil
 }
 
 // skipSpace consumes JSON white space and checks that an object starts next.
@@ -112,9 +217,14 @@ func (r *Reader) fill() error {
 		r.r, r.w = 0, 0
 		switch {
 		case len(r.buf) > keepBuffer:
-			r.buf = nil
+			r.drop()
 		case r.full && len(r.buf) < keepBuffer && len(r.buf) <= r.max:
-			r.buf = make([]byte, min(2*len(r.buf), r.max+1))
+			grown, err := r.alloc(min(2*len(r.buf), r.max+1))
+			if err != nil {
+				return err
+			}
+			r.drop()
+			r.buf = grown
 		}
 	}
 	if r.w == len(r.buf) {
@@ -124,8 +234,12 @@ func (r *Reader) fill() error {
 		} else {
 			// Never more than one byte over the limit, which is enough to
 			// tell that an object is too large.
-			grown := make([]byte, min(max(2*len(r.buf), minBuffer), r.max+1))
-			r.w = copy(grown, r.buf[:r.w])
+			grown, err := r.alloc(min(max(2*len(r.buf), minBuffer), r.max+1))
+			if err != nil {
+				return err
+			}
+			copy(grown, r.buf[:r.w])
+			r.drop()
 			r.buf = grown
 		}
 	}

@@ -115,3 +115,109 @@ func (infinite) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestReaderSkipsTooLarge checks that a skipping reader passes over an
+// object over its limit, without buffering it, and reads on in step.
+func TestReaderSkipsTooLarge(t *testing.T) {
+	big := `{"type":0,"seq":7,"payload":"` + strings.Repeat(`x}{\"`, 50000) + `"}`
+	in := `{"a":1}` + big + "\n" + `{"b":2}` + big + `{"c":3}`
+	for _, split := range []struct {
+		name string
+		r    io.Reader
+	}{
+		{"whole", strings.NewReader(in)},
+		{"byte by byte", iotest.OneByteReader(strings.NewReader(in))},
+		{"half", iotest.HalfReader(strings.NewReader(in))},
+	} {
+		r := NewReader(split.r, 1000)
+		r.Skip = true
+		var got []string
+		for {
+			obj, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			var tl *TooLargeError
+			switch {
+			case errors.As(err, &tl):
+				if !errors.Is(err, ErrTooLarge) {
+					t.Fatalf("%s: %v does not match ErrTooLarge", split.name, err)
+				}
+				var f Fields
+				ScanPrefix(tl.Prefix, &f)
+				got = append(got, "too large, seq "+string(f[KeySeq]))
+			case err != nil:
+				t.Fatalf("%s: %v", split.name, err)
+			default:
+				got = append(got, string(obj))
+			}
+			if cap(r.buf) > keepBuffer {
+				t.Fatalf("%s: buffer grew to %d", split.name, cap(r.buf))
+			}
+		}
+		want := []string{`{"a":1}`, "too large, seq 7", `{"b":2}`, "too large, seq 7", `{"c":3}`}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: (-want +got):\n%s", split.name, diff)
+		}
+	}
+}
+
+// TestScanPrefix checks that only complete pairs of a cut object count.
+func TestScanPrefix(t *testing.T) {
+	for _, tt := range []struct{ in, seq, src string }{
+		{`{"type":0,"seq":12`, "", ""},
+		{`{"type":0,"seq":12,`, "12", ""},
+		{`{"type":0,"seq":12,"srcid":"ab`, "12", ""},
+		{`{"seq":"9","srcid":"ab","pay`, `"9"`, `"ab"`},
+		{`{"x":[1,{"seq":3}],"seq":4}`, "4", ""},
+		{`[`, "", ""},
+	} {
+		var f Fields
+		ScanPrefix([]byte(tt.in), &f)
+		if string(f[KeySeq]) != tt.seq || string(f[KeySrcID]) != tt.src {
+			t.Errorf("%s: seq %q srcid %q, want %q %q", tt.in, f[KeySeq], f[KeySrcID], tt.seq, tt.src)
+		}
+	}
+}
+
+type countingBudget struct{ used, max int }
+
+func (b *countingBudget) Take(n int) bool {
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *countingBudget) Give(n int) { b.used -= n }
+
+// TestReaderBudget checks that a reader's buffers are taken from its budget,
+// refused past it, and given back.
+func TestReaderBudget(t *testing.T) {
+	b := &countingBudget{max: 32 << 10}
+	r := NewReader(strings.NewReader(`{"a":"`+strings.Repeat("x", 12000)+`"}`), 1<<20)
+	r.Budget = b
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if b.used != len(r.buf) || b.used == 0 {
+		t.Fatalf("budget used %d, buffer %d", b.used, len(r.buf))
+	}
+	r.Release()
+	if b.used != 0 {
+		t.Fatalf("budget used %d after Release", b.used)
+	}
+	r = NewReader(io.MultiReader(strings.NewReader(`{"a":"`), infinite{}), 1<<20)
+	r.Budget = b
+	if _, err := r.Next(); !errors.Is(err, ErrNoMemory) {
+		t.Fatalf("err = %v, want ErrNoMemory", err)
+	}
+	if b.used > b.max {
+		t.Fatalf("budget used %d over %d", b.used, b.max)
+	}
+	r.Release()
+	if b.used != 0 {
+		t.Fatalf("budget used %d after Release", b.used)
+	}
+}

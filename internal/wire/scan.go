@@ -71,6 +71,18 @@ func Scan(data []byte, f *Fields) error {
 	return nil
 }
 
+// ScanPrefix records the known keys among the complete key-value pairs at
+// the top level of data, the first bytes of an object cut short, such as a
+// [TooLargeError]'s prefix. It reports nothing about validity.
+func ScanPrefix(data []byte, f *Fields) {
+	*f = Fields{}
+	s := scanner{data: data}
+	s.space()
+	if s.i < len(data) && data[s.i] == '{' {
+		s.object(f) // fails where data is cut; what came before is recorded
+	}
+}
+
 type scanner struct {
 	data  []byte
 	i     int
@@ -159,7 +171,7 @@ func (s *scanner) object(f *Fields) error {
 		if err := s.value(); err != nil {
 			return err
 		}
-		if f != nil {
+		if f != nil && s.i < len(s.data) { // a number at the very end may be cut short
 			if k, ok := lookupKey(key, escaped); ok {
 				f[k] = s.data[vstart:s.i]
 			}

@@ -1,0 +1,34 @@
+package revproxy
+
+import "sync/atomic"
+
+// budget is memory that a Proxy's connections share for what they buffer:
+// messages being read and messages queued to be written. No taker may push
+// it past its bound; a nil budget bounds nothing.
+type budget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// take reserves n bytes, or reports false when they would exceed the bound.
+func (b *budget) take(n int) bool {
+	if b == nil {
+		return true
+	}
+	if b.used.Add(int64(n)) > b.max {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// give returns n bytes taken before.
+func (b *budget) give(n int) {
+	if b != nil {
+		b.used.Add(-int64(n))
+	}
+}
+
+// Take and Give let a wire.Reader draw on the budget.
+func (b *budget) Take(n int) bool { return b.take(n) }
+func (b *budget) Give(n int)      { b.give(n) }
