@@ -41,11 +41,11 @@ type outbox struct {
 
 	mu      sync.Mutex
 	queued  atomic.Int64 // bytes in buf and in the batch being written; changed under mu
-	buf     []byte // the queue
-	spare   []byte // the buffer last written, reused for the next queue
+	buf     []byte       // the queue
+	spare   []byte       // the buffer last written, reused for the next queue
 	writing bool
 	err     error
-	ended   atomic.Bool // err is set: nothing more will be written
+	ended   atomic.Bool    // err is set: nothing more will be written
 	idle    *sync.Cond     // signalled when writing ends, for drain
 	rest    sync.WaitGroup // the goroutine finishing a write the socket could not take
 
