@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors a caller can test with [errors.Is]. Those a proxy or server sends
@@ -81,8 +82,29 @@ type RemoteError struct {
 
 // Error says who sent the error and what it says.
 func (e *RemoteError) Error() string {
-	return fmt.Sprintf("revproxy: error from %s: %s", e.From, e.Text)
+	return fmt.Sprintf("revproxy: error from %s: %s", e.From, e.text())
 }
+
+// text is what the far side said, without the package prefix a revproxy
+// peer puts on its own errors: Error already starts with it.
+func (e *RemoteError) text() string {
+	t := e.Text
+	for strings.HasPrefix(t, "revproxy: ") {
+		t = t[len("revproxy: "):]
+	}
+	return t
+}
+
+// wrapped is an error with a message of its own that unwraps to err, for
+// where fmt.Errorf's %w would repeat err's text after a message that
+// already says it.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }
 
 // Is reports whether target is the sentinel error for e's code. A timeout
 // also matches context.DeadlineExceeded: it is the deadline of the client's

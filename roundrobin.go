@@ -34,6 +34,7 @@ type table struct {
 	mu       sync.Mutex
 	policies map[string]*ring
 	ids      map[string]*route
+	changed  chan struct{} // closed when the table changes; see watch
 }
 
 // ring is the servers of one policy and the index of the next to pick.
@@ -73,6 +74,7 @@ func (t *table) add(r *route) error {
 	}
 	rg.routes = append(rg.routes, r)
 	t.ids[r.id] = r
+	t.notifyLocked()
 	return nil
 }
 
@@ -89,6 +91,7 @@ func (t *table) remove(r *route) bool {
 }
 
 func (t *table) removeLocked(r *route) {
+	t.notifyLocked()
 	delete(t.ids, r.id)
 	rg := t.policies[r.policy]
 	i := rg.index(r)
