@@ -131,6 +131,9 @@
 // # Failures and security
 //
 // Every data message gets exactly one answer: a reply or an error message.
+// A Server started before its proxy keeps trying to register; one that a
+// proxy does not acknowledge within AckTimeout (a proxy written from the
+// homework) closes its registration connection and serves its listener.
 // A server keeps its registration open and pings the proxy ([Server]
 // Heartbeat); a lost proxy is found again with backoff; a stopping server
 // drains ([Server] DrainTimeout). A message lost with its server is answered
@@ -148,5 +151,9 @@
 // # Errors
 //
 // Errors can be tested with [errors.Is] against the package's sentinel
-// errors; an error message from the far side is a [*RemoteError].
+// errors; an error message from the far side is a [*RemoteError], which
+// [errors.As] finds.
+//
+// The module's docs directory describes the protocol, the failure
+// semantics and the security model in full.
 package revproxy
