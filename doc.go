@@ -12,19 +12,74 @@
 // sends messages to the proxy and waits for the answers.
 //
 // Each role runs until its context is cancelled, and returns only after every
-// goroutine it started has exited:
+// goroutine it started has exited. A Server started before its proxy keeps
+// trying to register (unless FailFast); [Proxy.WaitServers] waits until a
+// policy has its servers. This program, examples/quickstart in the module,
+// wires the three together:
 //
-//	p := &revproxy.Proxy{}
-//	go p.ListenAndServe(ctx, ":123")
+//	// Command quickstart wires the three roles into one program: a proxy, a
+//	// server for policy PP_1 and a client that sends it a message and checks
+//	// the SHA1 digest in the reply.
+//	package main
 //
-//	s := &revproxy.Server{ID: "100", Policy: "PP_1", ProxyAddr: "localhost:123"}
-//	go s.ListenAndServe(ctx, ":124")
+//	import (
+//		"context"
+//		"fmt"
+//		"log"
+//		"net"
 //
-//	c := &revproxy.Client{ID: "50", ProxyAddr: "localhost:123"}
-//	defer c.Close()
-//	reply, err := c.Send(ctx, "PP_1", "hello")
-//	if err == nil {
-//		err = revproxy.VerifySHA1("hello", reply)
+//		"golang.org/x/sync/errgroup"
+//
+//		"github.com/seed-c202d8a5/revproxy"
+//	)
+//
+//	func main() {
+//		if err := run(); err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//
+//	func run() error {
+//		ctx, stop := context.WithCancel(context.Background())
+//		defer stop()
+//		roles, ctx := errgroup.WithContext(ctx)
+//
+//		ln, err := net.Listen("tcp", "127.0.0.1:0") // any free port
+//		if err != nil {
+//			return err
+//		}
+//		proxyAddr := ln.Addr().String()
+//		proxy := &revproxy.Proxy{}
+//		roles.Go(func() error { return proxy.Serve(ctx, ln) })
+//
+//		// Handler nil: answer with the SHA1 digest. Listener nil: the proxy
+//		// sends messages over the server's own connection to it.
+//		server := &revproxy.Server{ID: "100", Policy: "PP_1", ProxyAddr: proxyAddr}
+//		roles.Go(func() error { return server.Serve(ctx, nil) })
+//
+//		err = send(ctx, proxy, proxyAddr)
+//		stop() // every role returns nil once stopped
+//		if rerr := roles.Wait(); rerr != nil {
+//			return rerr // why a role failed, not that send was cut short
+//		}
+//		return err
+//	}
+//
+//	func send(ctx context.Context, proxy *revproxy.Proxy, proxyAddr string) error {
+//		if err := proxy.WaitServers(ctx, "PP_1", 1); err != nil {
+//			return err
+//		}
+//		client := &revproxy.Client{ID: "50", ProxyAddr: proxyAddr}
+//		defer client.Close()
+//		reply, err := client.Send(ctx, "PP_1", "hello")
+//		if err != nil {
+//			return err // a *revproxy.RemoteError if the proxy or server refused
+//		}
+//		if err := revproxy.VerifySHA1("hello", reply); err != nil {
+//			return err
+//		}
+//		fmt.Printf("server %s answered %s: the SHA1 of hello\n", reply.SrcID, reply.Payload)
+//		return nil
 //	}
 //
 // # Protocol
@@ -76,6 +131,9 @@
 // # Failures and security
 //
 // Every data message gets exactly one answer: a reply or an error message.
+// A Server started before its proxy keeps trying to register; one that a
+// proxy does not acknowledge within AckTimeout (a proxy written from the
+// homework) closes its registration connection and serves its listener.
 // A server keeps its registration open and pings the proxy ([Server]
 // Heartbeat); a lost proxy is found again with backoff; a stopping server
 // drains ([Server] DrainTimeout). A message lost with its server is answered
@@ -93,5 +151,9 @@
 // # Errors
 //
 // Errors can be tested with [errors.Is] against the package's sentinel
-// errors; an error message from the far side is a [*RemoteError].
+// errors; an error message from the far side is a [*RemoteError], which
+// [errors.As] finds.
+//
+// The module's docs directory describes the protocol, the failure
+// semantics and the security model in full.
 package revproxy

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors a caller can test with [errors.Is]. Those a proxy or server sends
@@ -19,7 +20,7 @@ var (
 	// ErrTooLarge: a message, or its answer, is over a size limit of the
 	// client, the proxy or the server (see MaxMessageSize). It is a kind of
 	// bad message: it matches ErrBadMessage too.
-	ErrTooLarge error = &kindError{"revproxy: message too large", ErrBadMessage}
+	ErrTooLarge error = &wrapped{"revproxy: message too large", ErrBadMessage}
 	// ErrHandler: the server's handler returned an error or panicked.
 	ErrHandler = errors.New("revproxy: handler failed")
 	// ErrDigestMismatch: a reply's SHA1 digest does not match the payload.
@@ -49,15 +50,6 @@ var (
 	// context left it. Such an error also matches context.DeadlineExceeded.
 	ErrTimeout = errors.New("revproxy: timeout")
 )
-
-// kindError is a sentinel error that is also a kind of another.
-type kindError struct {
-	text string
-	kind error
-}
-
-func (e *kindError) Error() string { return e.text }
-func (e *kindError) Unwrap() error { return e.kind }
 
 // The codes carried in the "code" field of error messages.
 const (
@@ -97,8 +89,29 @@ type RemoteError struct {
 
 // Error says who sent the error and what it says.
 func (e *RemoteError) Error() string {
-	return fmt.Sprintf("revproxy: error from %s: %s", e.From, e.Text)
+	return fmt.Sprintf("revproxy: error from %s: %s", e.From, e.text())
 }
+
+// text is what the far side said, without the package prefix a revproxy
+// peer puts on its own errors: Error already starts with it.
+func (e *RemoteError) text() string {
+	t := e.Text
+	for strings.HasPrefix(t, "revproxy: ") {
+		t = t[len("revproxy: "):]
+	}
+	return t
+}
+
+// wrapped is an error with a message of its own that unwraps to err, for
+// where fmt.Errorf's %w would repeat err's text after a message that
+// already says it.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }
 
 // Is reports whether target is the sentinel error for e's code, or one that
 // sentinel matches (ErrTooLarge is also ErrBadMessage). A timeout also

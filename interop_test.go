@@ -109,6 +109,48 @@ func TestInteropGoPeersThroughPythonProxy(t *testing.T) {
 	proxy.Stop(t)
 }
 
+// TestInteropGoPeersThroughSerialProxy: a proxy that serves one connection
+// at a time and reads it until the peer closes it, as some are written from
+// the homework. Each Go server closes its registration once it is not
+// acknowledged, so the proxy goes on to the next server and to the client,
+// whose five messages go round robin between the two.
+func TestInteropGoPeersThroughSerialProxy(t *testing.T) {
+	py := python(t)
+	proxy := testproc.Start(t, py, "testdata/revproc_serial.py", "-port", "0")
+	port := proxy.WaitForMatch(t, regexp.MustCompile(`Running the reverse proxy on port (\d+)`))[1]
+	addr := "127.0.0.1:" + port
+
+	for _, id := range []string{"100", "200"} {
+		s := &Server{ID: id, Policy: "PP_1", ProxyAddr: addr}
+		ln := listen(t)
+		runRole(t, func(ctx context.Context) error { return s.Serve(ctx, ln) })
+		// Printed once the proxy reads it, before the Server closes the
+		// connection: the next server registers after this one.
+		proxy.WaitFor(t, fmt.Sprintf("Receiving setup message from server id %s privacy policy PP_1 port %d", id, ln.Addr().(*net.TCPAddr).Port))
+	}
+
+	c := &Client{ID: "50", ProxyAddr: addr}
+	defer c.Close()
+	ctx := testContext(t)
+	var from []string
+	for i := 1; i <= 5; i++ {
+		payload := fmt.Sprintf("hello %d", i)
+		reply, err := c.Send(ctx, "PP_1", payload)
+		if err != nil {
+			t.Fatalf("message %d: %v\nproxy output:\n%s", i, err, proxy.Output())
+		}
+		if err := VerifySHA1(payload, reply); err != nil {
+			t.Errorf("message %d: %v", i, err)
+		}
+		from = append(from, reply.SrcID)
+	}
+	if diff := cmp.Diff([]string{"100", "200", "100", "200", "100"}, from); diff != "" {
+		t.Errorf("replies came from (-want +got):\n%s", diff)
+	}
+	c.Close() // the proxy is serving this connection: let it go before stopping
+	proxy.Stop(t)
+}
+
 func portOf(t *testing.T, addr string) string {
 	t.Helper()
 	_, port, err := net.SplitHostPort(addr)

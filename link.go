@@ -43,7 +43,7 @@ func inStep(err error) bool {
 func (l *link) write(m *Message) error {
 	l.wbuf = append(appendMessage(l.wbuf[:0], m, l.quoted), '\n')
 	if _, err := l.conn.Write(l.wbuf); err != nil {
-		return fmt.Errorf("revproxy: write to %s: %w", l.conn.RemoteAddr(), err)
+		return fmt.Errorf("write to %s: %w", l.conn.RemoteAddr(), err)
 	}
 	return nil
 }

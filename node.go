@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -17,9 +18,11 @@ import (
 )
 
 // Server is a node that serves one policy: it registers with a proxy and
-// answers the data messages the proxy forwards with its Handler. The proxy
-// connects to the server's listener for each message, as the homework's
-// proxies do, so a Server works with them as well as with [Proxy].
+// answers the data messages the proxy forwards with its Handler. A revproxy
+// [Proxy] sends the messages over the registration connection itself, so the
+// server needs no listen port; proxies written from the homework, and a
+// Proxy serving a Legacy server, connect to the server's listener for each
+// message instead. See [Server.Serve].
 type Server struct {
 	ID        string // the server id sent in the setup message; required
 	Policy    string // the policy served, such as "PP_1"; required
@@ -74,9 +77,29 @@ type Server struct {
 	// messages over the registration connection. For comparison and for
 	// proxies that misread the extension.
 	Legacy bool
-	// Logger receives the registration at Info and every message at Debug.
-	// Nil means silent.
+	// FailFast makes Serve return an error matching [ErrNoProxy] when its
+	// one proxy cannot be reached at the first attempt. By default a
+	// server started before its proxy keeps trying, with backoff, and
+	// logs that it does, as a NATS client does with RetryOnFailedConnect.
+	FailFast bool
+	// AckTimeout bounds the wait for a proxy's acknowledgement of the
+	// registration. A proxy that sends none is one written from the
+	// homework, which may serve one connection at a time and read it until
+	// the peer closes it: once AckTimeout passes, the server closes the
+	// registration connection and serves its listener. (Without a listener,
+	// Serve returns an error matching [ErrNoProxy].) Zero means 2 seconds;
+	// a negative value waits for ever.
+	AckTimeout time.Duration
+	// Logger receives the registration at Info, every message at Debug
+	// and failures at Warn. Nil means silent.
 	Logger *slog.Logger
+}
+
+func (s *Server) ackTimeout() time.Duration {
+	if s.AckTimeout != 0 {
+		return s.AckTimeout
+	}
+	return 2 * time.Second
 }
 
 // defaultMaxHandlers bounds a Server's concurrent handlers by default.
@@ -197,16 +220,18 @@ func (s *Server) check(ln net.Listener) error {
 }
 
 // register registers with the proxy and serves the registration
-// connection. After a revproxy Proxy has acknowledged the server, losing the
-// connection means the proxy went away: the server registers again, with
-// exponential backoff and jitter, until ctx is done. Failing to reach the
-// proxy at first, or a refusal, is returned. A connection that a proxy
-// closes without acknowledging (as the homework's proxies do) leaves a
-// server with a listener serving it.
+// connection. A proxy that cannot be reached is tried again, with
+// exponential backoff and jitter, until it answers or ctx is done (unless
+// FailFast). After a revproxy Proxy has acknowledged the server, losing the
+// connection means the proxy went away: the server registers again, the
+// same way. A refusal is returned. A proxy that closes the connection
+// without acknowledging it, or lets AckTimeout pass (as the homework's
+// proxies do), leaves a server with a listener serving it.
 func (s *Server) register(stop, ctx context.Context, addr string, several bool, port int, handlers *pool, st *serving, role connRole) error {
 	log := logger(s.Logger).With("proxy", addr)
 	var delay time.Duration
 	everAcked := false // this proxy is a revproxy Proxy: find it again
+	failures := 0      // attempts failed in a row
 	for attempt := 0; stop.Err() == nil; attempt++ {
 		var acked bool
 		err := s.registerOnce(ctx, addr, port, handlers, st, role, &acked)
@@ -221,19 +246,31 @@ func (s *Server) register(stop, ctx context.Context, addr string, several bool, 
 			// likely this server's own old connection, not yet seen closed
 		case errors.As(err, &refused):
 			return err // refused for good
-		case attempt == 0 && errors.Is(err, ErrNoProxy) && !several:
+		case attempt == 0 && errors.Is(err, ErrNoProxy) && s.FailFast && !several:
 			return err
+		case !everAcked && errors.Is(err, errNotAcknowledged) && role == connRegistration:
+			log.Info("The proxy did not acknowledge the registration; serving the listener", "after", s.ackTimeout())
+			return nil
+		case !everAcked && errors.Is(err, errNotAcknowledged):
+			return &wrapped{msg: fmt.Sprintf("revproxy: the proxy at %s did not acknowledge the registration within %v, and a Server without a listener needs a revproxy Proxy", addr, s.ackTimeout()), err: ErrNoProxy}
 		case !everAcked && errors.Is(err, errRegistrationClosed) && role == connRegistration:
-			log.Info("The proxy closed the registration connection; serving the listener", "err", err)
+			log.Info("The proxy closed the registration connection; serving the listener")
 			return nil
 		case !everAcked && errors.Is(err, errRegistrationClosed):
 			return fmt.Errorf("%w: %w", ErrConnLost, err)
 		}
 		if acked {
-			delay = 0
+			delay, failures = 0, 0
 		}
+		failures++
 		delay = backoff(delay)
-		log.Warn("Registering with the reverse proxy again", "in", delay, "err", err)
+		// The first failure in a row is worth a warning; the attempts that
+		// follow, every half second, are not.
+		level := slog.LevelWarn
+		if failures > 1 {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "Registering with the reverse proxy again", "in", delay, "err", err)
 		select {
 		case <-time.After(delay):
 		case <-stop.Done():
@@ -248,21 +285,33 @@ func (s *Server) register(stop, ctx context.Context, addr string, several bool, 
 // errRegistrationClosed: the registration connection ended.
 var errRegistrationClosed = errors.New("registration connection closed")
 
+// errNotAcknowledged: the proxy sent nothing within AckTimeout.
+var errNotAcknowledged = errors.New("registration not acknowledged")
+
 // registerOnce dials the proxy, sends the setup message and serves the
 // connection until it ends; acked reports whether the proxy acknowledged.
 func (s *Server) registerOnce(ctx context.Context, addr string, port int, handlers *pool, st *serving, role connRole, acked *bool) error {
 	logger(s.Logger).Info("Connecting to the reverse proxy", "addr", addr)
 	c, err := dial(ctx, addr, s.TLSConfig, dialTimeout)
 	if err != nil {
-		return fmt.Errorf("revproxy: register with proxy: %w: %w", ErrNoProxy, err)
+		return fmt.Errorf("%w: %w", ErrNoProxy, err)
 	}
 	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy,
 		Idempotent: s.Idempotent, Heartbeat: int(s.heartbeat() / time.Millisecond), Token: s.Token}
 	if _, err := c.Write(append(appendMessage(nil, &setup, s.StringFields), '\n')); err != nil {
 		c.Close()
-		return fmt.Errorf("revproxy: register with proxy: %w: %w", errRegistrationClosed, err)
+		return fmt.Errorf("%w: %w", errRegistrationClosed, err)
 	}
-	return s.serveConn(ctx, c, handlers, st, role, acked)
+	if wait := s.ackTimeout(); wait > 0 {
+		// A revproxy Proxy acknowledges before anything else; serveConn
+		// lifts the deadline when it does.
+		c.SetReadDeadline(time.Now().Add(wait))
+	}
+	err = s.serveConn(ctx, c, handlers, st, role, acked)
+	if !*acked && errors.Is(err, os.ErrDeadlineExceeded) {
+		return errNotAcknowledged
+	}
+	return err
 }
 
 // heartbeat returns the ping interval, or 0 for none.
@@ -378,9 +427,11 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 				return nil
 			}
 		case m.Type == TypeError && registration:
-			return fmt.Errorf("revproxy: registration refused: %w", remoteError(m))
+			re := remoteError(m)
+			return &wrapped{msg: "revproxy: the proxy refused the registration: " + re.text(), err: re}
 		case m.Type == TypeSetup && registration:
 			log.Info("Registered with the reverse proxy", "id", m.ID, "policy", m.Policy)
+			c.SetReadDeadline(time.Time{}) // acknowledged within AckTimeout
 			if !*acked {
 				st.linkUp(out)
 				defer st.linkDown(out)
@@ -659,7 +710,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 		if life.Err() != nil {
 			return nil, ErrClosed
 		}
-		return nil, fmt.Errorf("revproxy: connect to proxy: %w: %w", ErrNoProxy, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoProxy, err)
 	}
 
 	c.mu.Lock()

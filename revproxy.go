@@ -390,7 +390,7 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error
 	if r.owner != nil { // a server that holds its connection learns it is registered
 		pc.send(&Message{Type: TypeSetup, ID: r.id, Policy: r.policy}, 0, pc.fr.quoted)
 	}
-	logger(p.Logger).Info("Receiving setup message", "server", r.id, "policy", r.policy, "addr", r.addr, "mux", link != nil)
+	logger(p.Logger).Info("Receiving setup message", "server", r.id, "policy", r.policy, "port", m.ListenPort, "addr", r.addr, "mux", link != nil)
 	return r, nil
 }
 

@@ -85,6 +85,7 @@ type table struct {
 	mu       sync.Mutex
 	policies map[string]*ring
 	ids      map[string]*route
+	changed  chan struct{} // closed when the table changes; see watch
 }
 
 // ring is the servers of one policy and the index of the next to pick.
@@ -128,6 +129,7 @@ func (t *table) add(r *route, max int) error {
 	}
 	rg.routes = append(rg.routes, r)
 	t.ids[r.id] = r
+	t.notifyLocked()
 	return nil
 }
 
@@ -144,6 +146,7 @@ func (t *table) remove(r *route) bool {
 }
 
 func (t *table) removeLocked(r *route) {
+	t.notifyLocked()
 	delete(t.ids, r.id)
 	rg := t.policies[r.policy]
 	i := rg.index(r)

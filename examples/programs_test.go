@@ -11,84 +11,159 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/seed-c202d8a5/revproxy/internal/testproc"
 )
 
-// build compiles the example programs once into a temporary directory.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// TestMain removes the programs built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// build compiles the example programs, once for all the tests, and returns
+// the directory holding them.
 func build(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./revproc", "./server", "./client", "./demo")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "revproxy-examples"); buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./revproc", "./server", "./client", "./demo", "./quickstart")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v", buildErr)
 	}
-	return dir
+	return binDir
 }
 
 func TestUsageErrors(t *testing.T) {
 	bin := build(t)
-	for _, args := range [][]string{
-		{"revproc"},
-		{"revproc", "-port"},
-		{"revproc", "-port", "123", "extra"},
-		{"server", "-id", "100", "-pp", "PP_1", "-listen", "124"},
-		{"server", "-id", "100", "-pp", "PP_1", "-listen", "124", "-revproc", "no-port"},
-		{"client", "-id", "50", "-revproc", "123"},
-		{"client", "-id", "50", "-revproc", "123", "-pkt", "x", "-bogus"},
+	for _, tc := range []struct {
+		args []string
+		want string // in the output, besides the usage
+	}{
+		{[]string{"revproc"}, "missing -port"},
+		{[]string{"revproc", "-port"}, "flag needs an argument"},
+		{[]string{"revproc", "-port", "123", "extra"}, `unexpected argument "extra"`},
+		{[]string{"revproc", "-port", "99999"}, "out of range"},
+		{[]string{"revproc", "-port", "-1"}, "out of range"},
+		{[]string{"revproc", "-port", "http"}, "not a port number"},
+		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124"}, "missing -revproc"},
+		{[]string{"server", "-id", "100"}, "missing -pp, -listen, -revproc"},
+		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "70000", "-revproc", "123"}, "out of range"},
+		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124", "-revproc", "no-port"}, "neither a port nor host:port"},
+		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124", "-revproc", "0"}, "out of range"},
+		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124", "-revproc", "localhost:99999"}, "does not end in a port"},
+		{[]string{"client", "-id", "50", "-revproc", "123"}, "missing -pkt"},
+		{[]string{"client"}, "missing -id, -revproc, -pkt"},
+		{[]string{"client", "-id", "50", "-revproc", "65536", "-pkt", "x"}, "out of range"},
+		{[]string{"client", "-id", "50", "-revproc", "123", "-pkt", "x", "-bogus"}, "flag provided but not defined"},
 	} {
-		cmd := exec.Command(filepath.Join(bin, args[0]), args[1:]...)
+		cmd := exec.Command(filepath.Join(bin, tc.args[0]), tc.args[1:]...)
 		out, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("%v: err = %v, want exit status 2", args, err)
+			t.Errorf("%v: err = %v, want exit status 2", tc.args, err)
 		}
-		if !bytes.Contains(out, []byte("usage: "+args[0])) {
-			t.Errorf("%v: output lacks the usage line:\n%s", args, out)
+		if !bytes.Contains(out, []byte("usage: "+tc.args[0])) || !bytes.Contains(out, []byte(tc.want)) {
+			t.Errorf("%v: output lacks the usage line or %q:\n%s", tc.args, tc.want, out)
+		}
+	}
+}
+
+// TestHelp: -h says first, in one line, what the program does, then the
+// usage, and exits 0.
+func TestHelp(t *testing.T) {
+	bin := build(t)
+	for prog, summary := range map[string]string{
+		"revproc": "revproc runs a reverse proxy",
+		"server":  "server registers with a reverse proxy",
+		"client":  "client sends the data message in a packet file",
+	} {
+		out, err := exec.Command(filepath.Join(bin, prog), "-h").CombinedOutput()
+		if err != nil {
+			t.Errorf("%s -h: %v", prog, err)
+		}
+		first, rest, _ := strings.Cut(string(out), "\n")
+		if !strings.HasPrefix(first, summary) || !strings.Contains(rest, "usage: "+prog) {
+			t.Errorf("%s -h printed:\n%s\nwant a first line starting %q, then the usage", prog, out, summary)
 		}
 	}
 }
 
 // TestProgramsEndToEnd runs revproc, a server and the client as separate
-// processes, with the homework's command lines.
+// processes, with the homework's command lines, and checks that each prints
+// the lines of the homework's sample terminals.
 func TestProgramsEndToEnd(t *testing.T) {
 	bin := build(t)
 	port := freePort(t)
+	listen := freePort(t)
 	proxy := testproc.Start(t, filepath.Join(bin, "revproc"), "-port", port)
-	proxy.WaitFor(t, "Running the reverse proxy")
-	server := testproc.Start(t, filepath.Join(bin, "server"), "-id", "100", "-pp", "PP_1", "-listen", "0", "-revproc", port)
-	proxy.WaitFor(t, "Receiving setup message server=100 policy=PP_1")
+	proxy.WaitFor(t, "Running the reverse proxy on port "+port+"\n")
+	server := testproc.Start(t, filepath.Join(bin, "server"), "-id", "100", "-pp", "PP_1", "-listen", listen, "-revproc", port)
+	proxy.WaitFor(t, "Receiving setup message from server id 100 privacy policy PP_1 port "+listen+"\n")
+	server.WaitFor(t, "Server running with id 100\nServer serving privacy policy PP_1\nListening on port "+listen+"\nConnecting to the reverse proxy on port "+port+"\n")
 
 	dir := t.TempDir()
 	pkt := filepath.Join(dir, "mypkt.json")
-	os.WriteFile(pkt, []byte(`{"type": 0, "srcid": 50, "privPoliId": "PP_1", "payloadsize": 5, "payload": "hello"}`), 0o644)
+	writeFile(t, pkt, `{"type": 0, "srcid": 50, "privPoliId": "PP_1", "payloadsize": 5, "payload": "hello"}`)
 	out, err := exec.Command(filepath.Join(bin, "client"), "-id", "50", "-revproc", port, "-pkt", pkt).CombinedOutput()
 	if err != nil {
 		t.Fatalf("client: %v\n%s", err, out)
 	}
-	for _, want := range []string{
-		`Sending message "hello" to privacy policy PP_1`,
-		"Receiving a response from the server 100 payload: aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
-		"SHA1 matches",
-	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("client output lacks %q:\n%s", want, out)
-		}
+	const digest = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"
+	if want := "Sending message hello to privacy policy PP_1 through reverse proxy running on port " + port + "\n" +
+		"Receiving a response from the server 100 payload: " + digest + "\n" +
+		"SHA1 matches: the message arrived intact\n"; string(out) != want {
+		t.Errorf("client printed:\n%s\nwant:\n%s", out, want)
 	}
-	server.WaitFor(t, "Received a message client=50 payload=hello")
+	server.WaitFor(t, "Received a message from client 50 payload: hello\nSending a response to the client 50 payload: "+digest+"\n")
+	proxy.WaitFor(t, "Received a data message from client 50 privacy policy PP_1 payload: hello\n"+
+		"Forwarding a data message to server id 100 payload: hello\n"+
+		"Received a data message from server id 100 payload: "+digest+"\n"+
+		"Forwarding a data message to client id 50 payload: "+digest+"\n")
 
-	os.WriteFile(pkt, []byte(`{"type": 0, "srcid": 50, "privPoliId": "PP_9", "payload": "nobody"}`), 0o644)
+	writeFile(t, pkt, `{"type": 0, "srcid": 50, "privPoliId": "PP_9", "payload": "nobody"}`)
 	out, err = exec.Command(filepath.Join(bin, "client"), "-id", "50", "-revproc", "localhost:"+port, "-pkt", pkt).CombinedOutput()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "no server for policy PP_9") {
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "revproxy: error from proxy: no server for policy PP_9\n") {
 		t.Errorf("client for PP_9: err = %v, want exit 1 with the proxy's error:\n%s", err, out)
 	}
 
 	server.Stop(t)
-	proxy.WaitFor(t, "Server left id=100")
+	proxy.WaitFor(t, "Server id 100 privacy policy PP_1 left\n")
 	proxy.Stop(t)
+	for _, p := range []*testproc.Process{proxy, server} {
+		if strings.Contains(p.Output(), "=") {
+			t.Errorf("a line in key=value style, not the transcript's:\n%s", p.Output())
+		}
+	}
+}
+
+// TestServerStartedFirst: a server started before its proxy says it keeps
+// trying, and registers once the proxy runs.
+func TestServerStartedFirst(t *testing.T) {
+	bin := build(t)
+	port := freePort(t)
+	server := testproc.Start(t, filepath.Join(bin, "server"), "-id", "100", "-pp", "PP_1", "-listen", "0", "-revproc", port)
+	server.WaitFor(t, "Cannot register with the reverse proxy on port "+port)
+	proxy := testproc.Start(t, filepath.Join(bin, "revproc"), "-port", port)
+	proxy.WaitFor(t, "Receiving setup message from server id 100 privacy policy PP_1 port ")
+	server.WaitFor(t, "Registered with the reverse proxy")
 }
 
 func TestDemo(t *testing.T) {
@@ -110,4 +185,57 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// TestQuickstart runs the program the README and the package doc show: it
+// must succeed, every time, as written.
+func TestQuickstart(t *testing.T) {
+	bin := build(t)
+	out, err := exec.Command(filepath.Join(bin, "quickstart")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("quickstart: %v\n%s", err, out)
+	}
+	if want := "server 100 answered aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"; !strings.Contains(string(out), want) {
+		t.Errorf("quickstart printed %q, want %q", out, want)
+	}
+}
+
+// TestSnippetsAreQuickstart: the program in the README and in doc.go is
+// quickstart/main.go, character for character.
+func TestSnippetsAreQuickstart(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("quickstart", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, []byte("```go\n"+string(src)+"```\n")) {
+		t.Error("README.md does not show examples/quickstart/main.go as it is, in a ```go block")
+	}
+	var doc strings.Builder // the program as a code block of a doc comment
+	for _, line := range strings.SplitAfter(string(src), "\n") {
+		switch line {
+		case "":
+		case "\n":
+			doc.WriteString("//\n")
+		default:
+			doc.WriteString("//\t" + line)
+		}
+	}
+	pkgdoc, err := os.ReadFile(filepath.Join("..", "doc.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(pkgdoc, []byte(doc.String())) {
+		t.Error("doc.go does not show examples/quickstart/main.go as it is")
+	}
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

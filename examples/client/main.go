@@ -6,6 +6,8 @@
 // The packet file holds one data message, such as
 //
 //	{"type": 0, "srcid": 50, "privPoliId": "PP_1", "payloadsize": 5, "payload": "hello"}
+//
+// It exits 1 when the digest does not match or an error message comes back.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,29 +27,24 @@ import (
 
 func main() {
 	id := flag.String("id", "", "the client's `ID`")
-	revproc := flag.String("revproc", "", "the proxy's `PORT`, or host:port")
+	revproc := cli.ProxyAddrFlag("revproc", "the reverse proxy's `PORT`, or host:port")
 	pkt := flag.String("pkt", "", "the `PKTFILE` holding the data message as JSON")
 	asStrings := flag.Bool("strings", false, "write numbers as JSON strings, for proxies that expect them")
 	timeout := flag.Duration("timeout", 30*time.Second, "how long to wait for the reply")
-	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: client -id ID -revproc PORT -pkt PKTFILE")
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	cli.Require("id", "revproc", "pkt")
-	proxyAddr, err := cli.ProxyAddr(*revproc)
-	if err != nil {
-		fmt.Fprintln(flag.CommandLine.Output(), "-revproc:", err)
-		flag.Usage()
-		os.Exit(2)
-	}
-	if err := run(*id, proxyAddr, *pkt, *asStrings, *timeout); err != nil {
+	out := cli.OutputFlags()
+	cli.Program{
+		Name:     "client",
+		Summary:  "client sends the data message in a packet file to a server of its privacy policy through a reverse proxy, and checks the SHA1 digest in the reply.",
+		Synopsis: "-id ID -revproc PORT -pkt PKTFILE [-strings] [-timeout D] [-v | -q] [-timestamps]",
+	}.Parse("id", "revproc", "pkt")
+	log := out.Logger(os.Stdout, "")
+	if err := run(log, *id, revproc.String(), *pkt, *asStrings, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
-func run(id, proxyAddr, pkt string, asStrings bool, timeout time.Duration) error {
+func run(log *slog.Logger, id, proxyAddr, pkt string, asStrings bool, timeout time.Duration) error {
 	data, err := os.ReadFile(pkt)
 	if err != nil {
 		return err
@@ -63,18 +61,18 @@ func run(id, proxyAddr, pkt string, asStrings bool, timeout time.Duration) error
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c := &revproxy.Client{ID: id, ProxyAddr: proxyAddr, StringFields: asStrings}
+	c := &revproxy.Client{ID: id, ProxyAddr: proxyAddr, StringFields: asStrings, Logger: log}
 	defer c.Close()
 
-	fmt.Printf("Sending message %q to privacy policy %s through reverse proxy at %s\n", m.Payload, m.Policy, proxyAddr)
+	log.Info("Sending message", "payload", m.Payload, "policy", m.Policy, "proxy", proxyAddr)
 	reply, err := c.Send(ctx, m.Policy, m.Payload)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Receiving a response from the server %s payload: %s\n", reply.SrcID, reply.Payload)
+	log.Info("Receiving a response", "server", reply.SrcID, "payload", reply.Payload)
 	if err := revproxy.VerifySHA1(m.Payload, reply); err != nil {
 		return err
 	}
-	fmt.Println("SHA1 matches: the message arrived intact")
+	log.Info("SHA1 matches: the message arrived intact")
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -37,7 +36,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	proxy := &revproxy.Proxy{Logger: cli.Logger(os.Stdout, "[proxy]      ")}
+	out := &cli.Output{Verbose: true} // a handful of messages: show them all
+	proxy := &revproxy.Proxy{Logger: out.Logger(os.Stdout, "[proxy]      ")}
 	g.Go(func() error { return proxy.Serve(gctx, ln) })
 	addr := ln.Addr().String()
 
@@ -52,32 +52,34 @@ func run() error {
 	}
 	for _, s := range servers {
 		s.ProxyAddr = addr
-		s.Logger = cli.Logger(os.Stdout, fmt.Sprintf("[server %s] ", s.ID))
+		s.Logger = out.Logger(os.Stdout, fmt.Sprintf("[server %s] ", s.ID))
 		g.Go(func() error { return s.ListenAndServe(gctx, "127.0.0.1:0") })
-		if err := waitRegistered(gctx, proxy, s); err != nil {
+		// One at a time, so that the rotation is in the order above.
+		if err := proxy.WaitServers(gctx, s.Policy, len(proxy.Servers(s.Policy))+1); err != nil {
 			return err
 		}
 	}
 
 	client := &revproxy.Client{ID: "50", ProxyAddr: addr}
-	say := cli.Logger(os.Stdout, "[client 50]  ")
+	say := out.Logger(os.Stdout, "[client 50]  ").With("proxy", addr)
 	var failed []string
 	var rotation []string
 	send := func(policy, payload string) *revproxy.Message {
 		say.Info("Sending message", "policy", policy, "payload", payload)
 		reply, err := client.Send(gctx, policy, payload)
 		if err != nil {
-			say.Info("Received an error", "err", err)
+			say.Warn("Received an error message", "err", err)
 			return nil
 		}
+		say.Info("Receiving a response", "server", reply.SrcID, "payload", reply.Payload)
 		if policy == "UPPER" {
-			say.Info("Receiving a response", "server", reply.SrcID, "payload", reply.Payload)
 			return reply
 		}
-		ok := revproxy.VerifySHA1(payload, reply) == nil
-		say.Info("Receiving a response", "server", reply.SrcID, "payload", reply.Payload, "sha1_ok", ok)
-		if !ok {
+		if err := revproxy.VerifySHA1(payload, reply); err != nil {
+			say.Warn("SHA1 does not match", "err", err)
 			failed = append(failed, payload)
+		} else {
+			say.Info("SHA1 matches: the message arrived intact")
 		}
 		return reply
 	}
@@ -88,9 +90,10 @@ func run() error {
 	}
 	send("PP_2", "héllo wörld")
 	send("UPPER", "any handler can serve a policy")
+	say.Info("Sending message", "policy", "PP_9", "payload", "nobody serves this")
 	_, err = client.Send(gctx, "PP_9", "nobody serves this")
 	noServer := errors.Is(err, revproxy.ErrNoServer)
-	say.Info("Sending to PP_9", "err", err, "is_ErrNoServer", noServer)
+	say.Info(fmt.Sprintf("Receiving an error at once: %v (errors.Is(err, revproxy.ErrNoServer): %v)", err, noServer))
 	client.Close()
 
 	fmt.Println()
@@ -109,25 +112,4 @@ func run() error {
 	}
 	fmt.Println("Every SHA1 reply verified; the unknown policy got an immediate error. All roles stopped.")
 	return nil
-}
-
-// waitRegistered waits until the proxy lists s, so the rotation order is the
-// order of the servers above.
-func waitRegistered(ctx context.Context, p *revproxy.Proxy, s *revproxy.Server) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for _, info := range p.Servers(s.Policy) {
-			if info.ID == s.ID {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("server %s did not register", s.ID)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
 }

@@ -1,16 +1,17 @@
 // Command revproc runs a revproxy proxy on a well-known port:
 //
 //	go run ./examples/revproc -port 123
+//
+// It prints what happens as the homework's sample terminal does: the
+// servers that register, and the lines of the first few messages (-v: of
+// every message; -q: failures only).
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
 	"github.com/seed-c202d8a5/revproxy"
@@ -18,18 +19,18 @@ import (
 )
 
 func main() {
-	port := flag.Int("port", 0, "the well-known `PORT` servers and clients connect to")
-	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: revproc -port PORT")
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	cli.Require("port")
+	port := cli.PortFlag("port", "the well-known `PORT` servers and clients connect to (0 picks one)")
+	out := cli.OutputFlags()
+	cli.Program{
+		Name:     "revproc",
+		Summary:  "revproc runs a reverse proxy: servers register the privacy policy they serve, and it forwards each client's data message to one of them, round robin, and relays the answer.",
+		Synopsis: "-port PORT [-v | -q] [-timestamps]",
+	}.Parse("port")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	p := &revproxy.Proxy{Logger: cli.Logger(os.Stdout, "")}
-	if err := p.ListenAndServe(ctx, net.JoinHostPort("", strconv.Itoa(*port))); err != nil {
+	p := &revproxy.Proxy{Logger: out.Logger(os.Stdout, "")}
+	if err := p.ListenAndServe(ctx, port.Addr()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -2,16 +2,17 @@
 // each payload:
 //
 //	go run ./examples/server -id 100 -pp PP_1 -listen 124 -revproc 123
+//
+// It prints what happens as the homework's sample terminal does; -v prints
+// the lines of every message, not only the first few, and -q failures only.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
 	"github.com/seed-c202d8a5/revproxy"
@@ -21,32 +22,26 @@ import (
 func main() {
 	id := flag.String("id", "", "the server's `ID`")
 	policy := flag.String("pp", "", "the privacy policy `PPID` it serves")
-	listen := flag.Int("listen", 0, "the `LPORT` it listens on (0 picks one)")
-	revproc := flag.String("revproc", "", "the proxy's `RPPORT`, or host:port")
+	listen := cli.PortFlag("listen", "the `LPORT` it listens on (0 picks one)")
+	revproc := cli.ProxyAddrFlag("revproc", "the reverse proxy's `RPPORT`, or host:port")
 	asStrings := flag.Bool("strings", false, "write numbers as JSON strings, for proxies that expect them")
-	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: server -id ID -pp PPID -listen LPORT -revproc RPPORT")
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	cli.Require("id", "pp", "listen", "revproc")
-	proxyAddr, err := cli.ProxyAddr(*revproc)
-	if err != nil {
-		fmt.Fprintln(flag.CommandLine.Output(), "-revproc:", err)
-		flag.Usage()
-		os.Exit(2)
-	}
+	out := cli.OutputFlags()
+	cli.Program{
+		Name:     "server",
+		Summary:  "server registers with a reverse proxy as serving a privacy policy, and answers each data message with the SHA1 digest of its payload.",
+		Synopsis: "-id ID -pp PPID -listen LPORT -revproc RPPORT [-strings] [-v | -q] [-timestamps]",
+	}.Parse("id", "pp", "listen", "revproc")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s := &revproxy.Server{
 		ID:           *id,
 		Policy:       *policy,
-		ProxyAddr:    proxyAddr,
+		ProxyAddr:    revproc.String(),
 		StringFields: *asStrings,
-		Logger:       cli.Logger(os.Stdout, ""),
+		Logger:       out.Logger(os.Stdout, ""),
 	}
-	if err := s.ListenAndServe(ctx, net.JoinHostPort("", strconv.Itoa(*listen))); err != nil {
+	if err := s.ListenAndServe(ctx, listen.Addr()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -1,97 +1,117 @@
-// Package cli holds what the example programs share: flag checks, the
-// -revproc address form and a logger that prints transcript lines.
+// Package cli holds what the example programs share: their usage message,
+// flag checks, the -revproc address form, and a slog handler that prints the
+// library's log records as the lines of the homework's sample terminals.
 package cli
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 )
 
-// Require exits with the usage message and status 2 unless every named flag
-// was given on the command line, and no arguments are left over.
-func Require(names ...string) {
+// Program describes an example program for its usage message.
+type Program struct {
+	Name     string // the command's name, as in "usage: NAME ..."
+	Summary  string // one line saying what the program does
+	Synopsis string // its arguments, as the homework writes them
+}
+
+// Parse sets the usage message and parses the command line. A bad flag or
+// value prints the usage and exits with status 2, as the flag package does;
+// so do missing flags, all named at once, and left-over arguments. -h
+// prints the usage and exits 0.
+func (p Program) Parse(required ...string) {
+	flag.Usage = func() {
+		w := flag.CommandLine.Output()
+		fmt.Fprintln(w, p.Summary)
+		fmt.Fprintf(w, "\nusage: %s %s\n\n", p.Name, p.Synopsis)
+		flag.PrintDefaults()
+	}
+	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, n := range names {
+	var missing []string
+	for _, n := range required {
 		if !set[n] {
-			fmt.Fprintf(flag.CommandLine.Output(), "missing -%s\n", n)
-			flag.Usage()
-			os.Exit(2)
+			missing = append(missing, "-"+n)
 		}
 	}
-	if flag.NArg() > 0 {
+	switch {
+	case len(missing) > 0:
+		fmt.Fprintf(flag.CommandLine.Output(), "missing %s\n", strings.Join(missing, ", "))
+	case flag.NArg() > 0:
 		fmt.Fprintf(flag.CommandLine.Output(), "unexpected argument %q\n", flag.Arg(0))
-		flag.Usage()
-		os.Exit(2)
+	default:
+		return
 	}
+	flag.Usage()
+	os.Exit(2)
 }
 
-// ProxyAddr turns a -revproc value into an address: a bare port means the
-// proxy runs on this machine, as in the homework; host:port is used as is.
-func ProxyAddr(v string) (string, error) {
+// Port is a TCP port given as a flag: 0 to 65535, where 0 lets the system
+// pick a free one.
+type Port int
+
+// PortFlag defines a port flag.
+func PortFlag(name, usage string) *Port {
+	p := new(Port)
+	flag.Var(p, name, usage)
+	return p
+}
+
+// String returns the port in decimal.
+func (p *Port) String() string { return strconv.Itoa(int(*p)) }
+
+// Set parses a port, refusing anything outside 0-65535.
+func (p *Port) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a port number", v)
+	}
+	if n < 0 || n > 65535 {
+		return fmt.Errorf("port %d is out of range (0-65535)", n)
+	}
+	*p = Port(n)
+	return nil
+}
+
+// Addr returns the address to listen on all interfaces at the port.
+func (p *Port) Addr() string { return net.JoinHostPort("", p.String()) }
+
+// ProxyAddr is a -revproc value: a bare port means the proxy runs on this
+// machine, as in the homework; host:port is used as is.
+type ProxyAddr string
+
+// ProxyAddrFlag defines a -revproc style flag.
+func ProxyAddrFlag(name, usage string) *ProxyAddr {
+	a := new(ProxyAddr)
+	flag.Var(a, name, usage)
+	return a
+}
+
+// String returns the address.
+func (a *ProxyAddr) String() string { return string(*a) }
+
+// Set parses a port (1-65535) or host:port.
+func (a *ProxyAddr) Set(v string) error {
 	if port, err := strconv.Atoi(v); err == nil {
 		if port < 1 || port > 65535 {
-			return "", fmt.Errorf("port %d out of range", port)
+			return fmt.Errorf("port %d is out of range (1-65535)", port)
 		}
-		return net.JoinHostPort("localhost", v), nil
+		*a = ProxyAddr(net.JoinHostPort("localhost", v))
+		return nil
 	}
-	if _, _, err := net.SplitHostPort(v); err != nil {
-		return "", fmt.Errorf("%q is neither a port nor host:port", v)
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q is neither a port nor host:port", v)
 	}
-	return v, nil
-}
-
-// Logger returns a logger that prints each record as one line, "prefix
-// message key=value ...", at Debug and above, so the library's messages read
-// like the homework's terminal transcripts.
-func Logger(w io.Writer, prefix string) *slog.Logger {
-	return slog.New(&transcript{w: w, prefix: prefix, mu: new(sync.Mutex)})
-}
-
-type transcript struct {
-	w      io.Writer
-	prefix string
-	attrs  []slog.Attr
-	mu     *sync.Mutex
-}
-
-func (h *transcript) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *transcript) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(h.prefix)
-	b.WriteString(r.Message)
-	write := func(a slog.Attr) bool {
-		v := a.Value.String()
-		if v == "" || strings.ContainsAny(v, " \t\n\"") {
-			v = strconv.Quote(v)
-		}
-		fmt.Fprintf(&b, " %s=%s", a.Key, v)
-		return true
+	var p Port
+	if err := p.Set(port); err != nil || p == 0 {
+		return fmt.Errorf("%q does not end in a port (1-65535)", v)
 	}
-	for _, a := range h.attrs {
-		write(a)
-	}
-	r.Attrs(write)
-	b.WriteByte('\n')
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, err := io.WriteString(h.w, b.String())
-	return err
+	*a = ProxyAddr(v)
+	return nil
 }
-
-func (h *transcript) WithAttrs(attrs []slog.Attr) slog.Handler {
-	c := *h
-	c.attrs = append(append([]slog.Attr(nil), h.attrs...), attrs...)
-	return &c
-}
-
-func (h *transcript) WithGroup(string) slog.Handler { return h }
