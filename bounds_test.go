@@ -504,11 +504,15 @@ func TestRegistrationsBounded(t *testing.T) {
 
 // TestMemoryBudget: connections holding unfinished large messages cannot
 // push the proxy past MaxMemory: past it they are refused with
-// "overloaded", while small messages keep flowing.
+// "overloaded", while small messages, and servers' large answers, keep
+// flowing.
 func TestMemoryBudget(t *testing.T) {
 	p := &Proxy{MaxMemory: 4 << 20}
 	addr := startProxyWith(t, p)
 	startServers(t, p, addr, "P", nil, "1")
+	g := newGate()
+	g.big = 200 << 10
+	startServers(t, p, addr, "BIG", g, "2")
 	const conns = 12
 	var refused atomic.Int64
 	for range conns {
@@ -527,8 +531,13 @@ func TestMemoryBudget(t *testing.T) {
 		}
 		return refused.Load() >= conns-4
 	})
-	if _, err := newClient(t, addr, "50").Send(testContext(t), "P", "small"); err != nil {
+	c := newClient(t, addr, "50")
+	if _, err := c.Send(testContext(t), "P", "small"); err != nil {
 		t.Errorf("a small message with the budget used up: %v", err)
+	}
+	// Clients cannot take the share kept for reading servers' answers.
+	if reply, err := c.Send(testContext(t), "BIG", "big"); err != nil || len(reply.Payload) != g.big {
+		t.Errorf("a large answer with the budget used up by clients: %v", err)
 	}
 }
 

@@ -15,7 +15,12 @@ func (b *budget) take(n int) bool {
 	if b == nil {
 		return true
 	}
-	if b.used.Add(int64(n)) > b.max {
+	return b.takeWithin(n, b.max)
+}
+
+// takeWithin reserves n bytes unless they would take the budget past limit.
+func (b *budget) takeWithin(n int, limit int64) bool {
+	if b.used.Add(int64(n)) > limit {
 		b.used.Add(-int64(n))
 		return false
 	}
@@ -32,3 +37,12 @@ func (b *budget) give(n int) {
 // Take and Give let a wire.Reader draw on the budget.
 func (b *budget) Take(n int) bool { return b.take(n) }
 func (b *budget) Give(n int)      { b.give(n) }
+
+// clientShare is the part of a budget that reading clients' messages may
+// take: the rest is kept for reading servers' answers, so that clients
+// holding the budget with messages they never finish cannot starve the
+// links that answer everyone else.
+type clientShare struct{ b *budget }
+
+func (c clientShare) Take(n int) bool { return c.b.takeWithin(n, c.b.max/4*3) }
+func (c clientShare) Give(n int)      { c.b.give(n) }

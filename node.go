@@ -182,15 +182,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // drainTimeout returns the grace period for draining, or 0 for none.
-func (s *Server) drainTimeout() time.Duration {
-	switch {
-	case s.DrainTimeout < 0:
-		return 0
-	case s.DrainTimeout == 0:
-		return 5 * time.Second
-	}
-	return s.DrainTimeout
-}
+func (s *Server) drainTimeout() time.Duration { return durationOr(s.DrainTimeout, 5*time.Second) }
 
 // proxies lists the addresses to register with.
 func (s *Server) proxies() []string {

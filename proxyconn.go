@@ -35,7 +35,7 @@ type pconn struct {
 func (p *Proxy) newPconn(c net.Conn, log *slog.Logger) *pconn {
 	pc := &pconn{conn: c, log: log, r: wire.NewReader(c, p.maxMessageSize()), out: newNonblockingOutbox(c),
 		done: make(chan struct{}, 1), quiet: make(chan struct{}, 1), room: make(chan struct{}, 1)}
-	pc.r.Budget = p.budget()
+	pc.r.Budget = clientShare{p.budget()} // until the connection proves a server link
 	pc.out.max, pc.out.mem, pc.out.room, pc.out.wait = p.maxQueued(), p.budget(), pc.room, p.writeTimeout()
 	return pc
 }

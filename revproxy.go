@@ -131,12 +131,7 @@ func (p *Proxy) firstMessageTimeout() time.Duration {
 	return 10 * time.Second
 }
 
-func (p *Proxy) idleTimeout() time.Duration {
-	if p.IdleTimeout != 0 {
-		return p.IdleTimeout
-	}
-	return 5 * time.Minute
-}
+func (p *Proxy) idleTimeout() time.Duration { return durationOr(p.IdleTimeout, 5*time.Minute) }
 
 func (p *Proxy) maxPending() int { return orDefault(p.MaxPending, 1024) }
 
@@ -149,15 +144,7 @@ func (p *Proxy) maxQueued() int {
 	return max(orDefault(p.MaxQueued, 4<<20), p.maxMessageSize()+controlReserve)
 }
 
-func (p *Proxy) writeTimeout() time.Duration {
-	switch {
-	case p.WriteTimeout < 0:
-		return 0
-	case p.WriteTimeout == 0:
-		return 30 * time.Second
-	}
-	return p.WriteTimeout
-}
+func (p *Proxy) writeTimeout() time.Duration { return durationOr(p.WriteTimeout, 30*time.Second) }
 
 func (p *Proxy) maxServers() int     { return orDefault(p.MaxServers, 10000) }
 func (p *Proxy) maxServerConns() int { return orDefault(p.MaxServerConns, 256) }

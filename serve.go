@@ -83,6 +83,18 @@ func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
 }
 
+// durationOr returns d, or def when d is zero, or 0 (for none) when d is
+// negative.
+func durationOr(d, def time.Duration) time.Duration {
+	switch {
+	case d < 0:
+		return 0
+	case d == 0:
+		return def
+	}
+	return d
+}
+
 // orDefault returns v, or def when v is not positive.
 func orDefault(v, def int) int {
 	if v > 0 {

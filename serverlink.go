@@ -68,7 +68,8 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 		return
 	}
 	defer l.close(ctx, p, log)
-	pc.r.Skip = true // an answer too large is refused alone
+	pc.r.Skip = true         // an answer too large is refused alone
+	pc.r.Budget = p.budget() // answers may use what clients may not
 	var alive liveness
 	alive.start(pc.conn, m.Heartbeat)
 	for {
