@@ -29,8 +29,11 @@ func TestSilentServerDropped(t *testing.T) {
 // three intervals, and serves.
 func TestHeartbeatKeepsServer(t *testing.T) {
 	p, addr := startProxy(t)
-	startServerNoListener(t, p, &Server{ID: "1", Policy: "P", ProxyAddr: addr, Heartbeat: 20 * time.Millisecond})
-	time.Sleep(300 * time.Millisecond) // fifteen intervals
+	// Each side drops the other after three silent intervals: at 100ms,
+	// that is a 300ms stall, which even a busy machine under -race does not
+	// reach, where 20ms intervals were dropped.
+	startServerNoListener(t, p, &Server{ID: "1", Policy: "P", ProxyAddr: addr, Heartbeat: 100 * time.Millisecond})
+	time.Sleep(time.Second) // ten intervals
 	if n := len(p.Servers("P")); n != 1 {
 		t.Fatalf("%d servers registered, want 1", n)
 	}

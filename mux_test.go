@@ -245,35 +245,55 @@ func TestServerListenerMustBeTCP(t *testing.T) {
 // TestSlowClientDelaysNoOne: a client that sends a lot and never reads its
 // answers must not stall another client served by the same server link.
 func TestSlowClientDelaysNoOne(t *testing.T) {
+	const stuckMessages = 800 // 25 MiB of answers that nobody reads
 	p, addr := startProxy(t)
-	echo := HandlerFunc(func(_ context.Context, m *Message) (string, error) { return m.Payload, nil })
-	startServerNoListener(t, p, &Server{ID: "1", Policy: "ECHO", ProxyAddr: addr, Handler: echo})
+	big := strings.Repeat("x", 32<<10)
+	var handled atomic.Int32
+	handledAll := make(chan struct{})
+	echo := HandlerFunc(func(_ context.Context, m *Message) (string, error) {
+		if m.SrcID == "9" { // the stuck client
+			if handled.Add(1) == stuckMessages {
+				close(handledAll)
+			}
+			return big, nil
+		}
+		return m.Payload, nil
+	})
+	// No heartbeats: the server's pings queue behind the answers it writes,
+	// and on a busy machine relaying them can take longer than three
+	// intervals, which would end the link.
+	startServerNoListener(t, p, &Server{ID: "1", Policy: "ECHO", ProxyAddr: addr, Handler: echo, Heartbeat: -1})
 
 	stuck, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stuck.Close()
-	big := strings.Repeat("x", 32<<10)
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
-		for i := 1; i <= 800; i++ { // 25 MiB of answers that nobody reads
-			msg := fmt.Sprintf(`{"type":0,"srcid":"9","privPoliId":"ECHO","payload":"%s","seq":%d}`, big, i)
+		for i := 1; i <= stuckMessages; i++ {
+			msg := fmt.Sprintf(`{"type":0,"srcid":"9","privPoliId":"ECHO","payload":"%d","seq":%d}`, i, i)
 			if _, err := io.WriteString(stuck, msg); err != nil {
 				return
 			}
 		}
 	}()
-	// By now the stuck client's socket is full: either all was sent, or
-	// the proxy stopped reading it.
+	// Once the server has handled every message of the stuck client, the
+	// messages below reach it after all of them, and their answers follow
+	// the stuck client's on the link: far more than the stuck client's
+	// socket holds, so a proxy that waited for it would never relay ours.
+	// The bounds are only watchdogs, far above what the work takes even
+	// on a busy machine.
 	select {
-	case <-sent:
-	case <-time.After(2 * time.Second):
+	case <-handledAll:
+	case <-time.After(time.Minute):
+		t.Fatalf("the server handled %d of the stuck client's %d messages", handled.Load(), stuckMessages)
 	}
+	<-sent
 
 	c := newClient(t, addr, "50")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := range 20 {
 		payload := fmt.Sprint("still served ", i)
