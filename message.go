@@ -8,6 +8,10 @@ import (
 	"github.com/seed-c202d8a5/revproxy/internal/wire"
 )
 
+// defaultMaxMessage bounds a message by default: what a reader buffers for
+// one, and what a writer sends.
+const defaultMaxMessage = 1 << 20
+
 // Type says what a [Message] is. The numbers are the homework's.
 type Type int
 

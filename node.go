@@ -835,6 +835,15 @@ func (cc *clientConn) readLoop() error {
 	}
 }
 
+// inStep reports whether the stream of a skipping reader (see
+// wire.Reader.Skip) can go on after err from read: true when one message
+// failed to decode or was too large, false when the stream itself is broken
+// (bytes that are not JSON objects, or a read error).
+func inStep(err error) bool {
+	var se *wire.SyntaxError
+	return errors.Is(err, ErrBadMessage) && !errors.As(err, &se)
+}
+
 // take removes and returns the call tagged seq, or the oldest for seq 0.
 func (cc *clientConn) take(seq uint64) *call {
 	for i, ca := range cc.pending {

@@ -320,15 +320,15 @@ func TestBadInput(t *testing.T) {
 				io.WriteString(c, ` garbage }`)
 			}
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			l := newLink(c, false)
+			r := wire.NewReader(c, 1<<20)
 			var m Message
-			if err := l.read(&m); err != nil {
+			if _, err := readMessage(r, &m); err != nil {
 				t.Fatalf("no error message: %v", err)
 			}
 			if m.Type != TypeError || m.Code != "bad_message" {
 				t.Errorf("got %+v, want an error message with code bad_message", m)
 			}
-			if err := l.read(&m); !errors.Is(err, io.EOF) {
+			if _, err := readMessage(r, &m); !errors.Is(err, io.EOF) {
 				t.Errorf("connection not closed after the error: %v", err)
 			}
 		})

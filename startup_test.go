@@ -3,6 +3,7 @@ package revproxy
 import (
 	"context"
 	"errors"
+	"github.com/seed-c202d8a5/revproxy/internal/wire"
 	"io"
 	"log/slog"
 	"net"
@@ -219,7 +220,7 @@ func TestServerNotAcknowledgedServesListener(t *testing.T) {
 	defer c.Close()
 	io.WriteString(c, `{"type": 0, "srcid": 50, "privPoliId": "PP_1", "payloadsize": 5, "payload": "hello"}`)
 	reply := new(Message)
-	if err := newLink(c, false).read(reply); err != nil {
+	if _, err := readMessage(wire.NewReader(c, 1<<20), reply); err != nil {
 		t.Fatal(err)
 	}
 	if err := VerifySHA1("hello", reply); err != nil {
