@@ -3,13 +3,14 @@ package revproxy
 import (
 	"context"
 	"errors"
-	"github.com/seed-c202d8a5/revproxy/internal/wire"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seed-c202d8a5/revproxy/internal/wire"
 )
 
 // logRecords is a slog handler that sends each record's message to a
