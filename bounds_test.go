@@ -683,3 +683,108 @@ func TestLegacyDrainLosesNothing(t *testing.T) {
 		t.Errorf("%d of %d messages lost while a server drained", failed.Load(), sent.Load())
 	}
 }
+
+// TestLegacyServerThatNeverReads: a legacy server that accepts and never
+// reads cannot hold a message, and its client, past the message's
+// timeout: the deadline covers the write too.
+func TestLegacyServerThatNeverReads(t *testing.T) {
+	p := &Proxy{MaxMessageSize: 16 << 20}
+	addr := startProxyWith(t, p)
+	silentServer(t, addr, "L", "DEAF")
+	c := dialRaw(t, addr)
+	go io.WriteString(c, `{"type":0,"srcid":9,"privPoliId":"DEAF","payload":"`+strings.Repeat("x", 12<<20)+`","timeout":300,"seq":1}`)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var m Message
+	if _, err := readMessage(wire.NewReader(c, 1<<20), &m); err != nil || m.Code != codeTimeout || m.Seq != 1 {
+		t.Fatalf("answer %+v, %v; want a timeout error for seq 1", m, err)
+	}
+}
+
+// TestOversizedAnswerWithSeqLate: an answer over the proxy's limit whose
+// seq is not among its first bytes cannot be refused alone: the link
+// closes, so that its messages get errors rather than silence.
+func TestOversizedAnswerWithSeqLate(t *testing.T) {
+	p := &Proxy{MaxMessageSize: 64 << 10}
+	addr := startProxyWith(t, p)
+	srv := dialRaw(t, addr)
+	io.WriteString(srv, `{"type":1,"id":"S","privPolyId":"P","listenport":0,"hold":true,"mux":true}`)
+	waitFor(t, "server", func() bool { return len(p.Servers("P")) == 1 })
+	go func() {
+		sr := wire.NewReader(srv, 1<<20)
+		for {
+			var m Message
+			if _, err := readMessage(sr, &m); err != nil {
+				return
+			}
+			if m.Type == TypeData { // seq last, after a large payload
+				big := strings.Repeat("b", 100<<10)
+				fmt.Fprintf(srv, `{"type":2,"srcid":"S","destid":%q,"payload":%q,"seq":%d}`, m.SrcID, big, m.Seq)
+			}
+		}
+	}()
+	c := dialRaw(t, addr)
+	io.WriteString(c, `{"type":0,"srcid":9,"privPoliId":"P","payload":"big","seq":1}`)
+	if m := readOne(t, c, wire.NewReader(c, 1<<20)); m.Type != TypeError || m.Seq != 1 {
+		t.Errorf("answered %+v, want an error for seq 1", m)
+	}
+}
+
+// TestClientMessageOverProxyLimit: a client's message over the proxy's
+// limit gets too_large, tagged with its seq, before the connection closes.
+func TestClientMessageOverProxyLimit(t *testing.T) {
+	p := &Proxy{MaxMessageSize: 64 << 10}
+	addr := startProxyWith(t, p)
+	startServers(t, p, addr, "P", nil, "1")
+	m := rawAnswerOrClose(t, addr, `{"type":0,"srcid":9,"privPoliId":"P","seq":3,"payload":"`+strings.Repeat("x", 100<<10)+`"}`)
+	if m.Code != codeTooLarge || m.Seq != 3 {
+		t.Errorf("answered code %q seq %d, want too_large for seq 3", m.Code, m.Seq)
+	}
+	c := newClient(t, addr, "50")
+	if _, err := c.Send(testContext(t), "P", strings.Repeat("x", 100<<10)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Send over the proxy's limit = %v, want ErrTooLarge", err)
+	}
+}
+
+// deadlineConn takes every write at once and records the write deadlines
+// set and the largest write.
+type deadlineConn struct {
+	net.Conn
+	deadlines, largest int
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	c.largest = max(c.largest, len(p))
+	return len(p), nil
+}
+
+func (c *deadlineConn) SetWriteDeadline(time.Time) error { c.deadlines++; return nil }
+
+// TestWriteTimeoutPerChunk: a write waited on goes in chunks, each with a
+// deadline of its own, so that a peer that keeps reading, however slowly,
+// is not cut off by WriteTimeout; one that takes nothing is.
+func TestWriteTimeoutPerChunk(t *testing.T) {
+	c := &deadlineConn{}
+	o := &outbox{conn: c, wait: time.Second}
+	if err := o.write(make([]byte, 200<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if c.deadlines < 4 || c.largest > writeChunk {
+		t.Errorf("200 KiB written with %d deadlines, largest write %d", c.deadlines, c.largest)
+	}
+}
+
+// TestControlMessagesOutsideBudget: the proxy's own small messages to a
+// server (heartbeat, drain, acknowledgement) are queued when others have
+// used up the memory budget, where a data message is not.
+func TestControlMessagesOutsideBudget(t *testing.T) {
+	mem := &budget{max: 1 << 20}
+	mem.used.Store(mem.max)
+	o := &outbox{conn: &deadlineConn{}, max: 1 << 20, mem: mem}
+	o.queued.Store(freeQueue) // past what the budget leaves free
+	if err := o.end(append(o.begin(), `{"type":0}`...)); err != errQueueFull {
+		t.Errorf("a data message over the budget: %v, want errQueueFull", err)
+	}
+	if err := o.endControl(append(o.begin(), `{"type":4}`...)); err != nil {
+		t.Errorf("a heartbeat over the budget: %v", err)
+	}
+}

@@ -27,6 +27,14 @@ func (b *budget) takeWithin(n int, limit int64) bool {
 	return true
 }
 
+// force takes n bytes even past the bound, for the few bytes of a control
+// message.
+func (b *budget) force(n int) {
+	if b != nil {
+		b.used.Add(int64(n))
+	}
+}
+
 // give returns n bytes taken before.
 func (b *budget) give(n int) {
 	if b != nil {

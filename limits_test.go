@@ -173,8 +173,9 @@ func TestMaxConns(t *testing.T) {
 func TestMessageTooLarge(t *testing.T) {
 	addr := startProxyWith(t, &Proxy{MaxMessageSize: 1000})
 	m := rawAnswer(t, addr, `{"type":0,"srcid":1,"privPoliId":"P","payload":"`+strings.Repeat("x", 5000)+`"}`)
-	if m.Code != codeBadMessage || !strings.Contains(m.Payload, "too large") {
-		t.Errorf("oversized message answered %+v", m)
+	err := remoteError(&m)
+	if m.Code != codeTooLarge || !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrBadMessage) {
+		t.Errorf("oversized message answered %+v, want too_large, a kind of bad_message", m)
 	}
 }
 

@@ -367,9 +367,11 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 	r := wire.NewReader(c, limit)
 	r.Skip = true // a message too large is refused alone
 	out := &outbox{conn: c}
-	refuse := func(m *Message, code, text string) {
+	refuse := func(destid string, seq uint64, quoted bool, code, text string) {
 		log.Warn("Refused a message", "from", c.RemoteAddr().String(), "err", text)
-		sendMessage(out, errorMessage(s.ID, m, code, text), s.StringFields)
+		e := newError(s.ID, destid, code, text)
+		e.Seq = seq
+		sendMessage(out, e, quoted)
 	}
 	var alive liveness // once acknowledged, the proxy answers our pings
 	pinging := make(chan struct{})
@@ -386,16 +388,13 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 		if f, ok := skipped(err); ok {
 			seq, _ := decodeSeq(f[wire.KeySeq])
 			_, quoted, _ := decodeInt("type", f[wire.KeyType])
-			e := newError(s.ID, decodeText(f[wire.KeySrcID]), codeTooLarge, fmt.Sprintf("message over the server's limit of %d bytes", limit))
-			e.Seq = seq
-			log.Warn("Refused a message", "from", c.RemoteAddr().String(), "err", e.Payload)
-			sendMessage(out, e, quoted)
+			refuse(decodeText(f[wire.KeySrcID]), seq, quoted, codeTooLarge, tooLargeText("the message", "server's", limit))
 			continue
 		}
 		if err != nil {
 			switch {
 			case errors.Is(err, ErrBadMessage):
-				refuse(m, codeBadMessage, err.Error())
+				refuse(m.SrcID, m.Seq, s.StringFields, codeBadMessage, err.Error())
 			case registration && ctx.Err() == nil:
 				return fmt.Errorf("%w: %w", errRegistrationClosed, err)
 			case !isClosed(err) && ctx.Err() == nil:
@@ -442,7 +441,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 		case m.Type == TypeDrain && registration:
 			st.linkDrained(out) // every message it will send has been read
 		default:
-			refuse(m, codeBadMessage, "unexpected "+m.Type.String()+" message")
+			refuse(m.SrcID, m.Seq, s.StringFields, codeBadMessage, "unexpected "+m.Type.String()+" message")
 			return nil
 		}
 	}
@@ -459,8 +458,7 @@ func (s *Server) sendAnswer(out *outbox, m *Message, quoted bool) error {
 	start := len(b)
 	b = appendMessage(b, m, quoted)
 	if limit := s.maxMessageSize(); len(b)-start > limit {
-		text := fmt.Sprintf("the handler's answer is over the server's limit of %d bytes", limit)
-		e := newError(s.ID, m.DestID, codeTooLarge, text)
+		e := newError(s.ID, m.DestID, codeTooLarge, tooLargeText("the handler's answer", "server's", limit))
 		e.Seq = m.Seq
 		b = appendMessage(b[:start], e, quoted)
 	}

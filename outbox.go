@@ -39,15 +39,16 @@ type outbox struct {
 	// off. Zero means no bound.
 	wait time.Duration
 
-	mu      sync.Mutex
-	queued  atomic.Int64 // bytes in buf and in the batch being written; changed under mu
-	buf     []byte       // the queue
-	spare   []byte       // the buffer last written, reused for the next queue
-	writing bool
-	err     error
-	ended   atomic.Bool    // err is set: nothing more will be written
-	idle    *sync.Cond     // signalled when writing ends, for drain
-	rest    sync.WaitGroup // the goroutine finishing a write the socket could not take
+	mu       sync.Mutex
+	queued   atomic.Int64 // bytes in buf and in the batch being written; changed under mu
+	buf      []byte       // the queue
+	spare    []byte       // the buffer last written, reused for the next queue
+	writing  bool
+	err      error
+	ended    atomic.Bool    // err is set: nothing more will be written
+	draining atomic.Bool    // drain has set the deadline of the last writes
+	idle     *sync.Cond     // signalled when writing ends, for drain
+	rest     sync.WaitGroup // the goroutine finishing a write the socket could not take
 
 	// try's arguments and results, so that the function passed to the raw
 	// conn is made once, not at every write.
@@ -83,14 +84,21 @@ func (o *outbox) begin() []byte {
 // end stores the queue and sees it written. It returns the error that ended
 // the connection, if any, or errQueueFull when what was appended exceeds
 // the outbox's bound or budget; in both cases what was appended is dropped.
-func (o *outbox) end(b []byte) error {
+func (o *outbox) end(b []byte) error { return o.endWith(b, false) }
+
+// endControl is end for a small control message: its bytes are counted
+// against the budget even when it is used up (the queue's bound still
+// holds).
+func (o *outbox) endControl(b []byte) error { return o.endWith(b, true) }
+
+func (o *outbox) endWith(b []byte, control bool) error {
 	added := len(b) - len(o.buf)
 	if o.err != nil {
 		err := o.err
 		o.mu.Unlock()
 		return err
 	}
-	if added > 0 && !o.admit(added) {
+	if added > 0 && !o.admit(added, control) {
 		o.buf = b[:len(o.buf)]
 		o.mu.Unlock()
 		return errQueueFull
@@ -117,7 +125,7 @@ func (o *outbox) flush(block bool) error {
 		o.mu.Unlock()
 		var err error
 		if block {
-			_, err = o.conn.Write(batch)
+			err = o.write(batch)
 			o.mu.Lock()
 		} else {
 			var n int
@@ -148,13 +156,38 @@ func (o *outbox) flush(block bool) error {
 // was queued meanwhile.
 func (o *outbox) finish(batch []byte, n int) {
 	defer o.rest.Done()
-	if o.wait > 0 {
-		o.conn.SetWriteDeadline(time.Now().Add(o.wait))
-	}
-	_, err := o.conn.Write(batch[n:])
+	err := o.write(batch[n:])
 	o.mu.Lock()
 	o.recycle(batch, err)
 	o.flush(true)
+}
+
+// writeChunk is how much a blocking write of a bounded outbox writes under
+// one deadline.
+const writeChunk = 64 << 10
+
+// write writes p, waiting for the socket. With a bound on the wait, p goes
+// in chunks, each with a deadline of its own: a peer that keeps taking what
+// it is sent, however slowly, is not cut off, one that takes nothing is.
+// While the outbox drains, its own deadline holds.
+func (o *outbox) write(p []byte) error {
+	if o.wait <= 0 || o.draining.Load() {
+		_, err := o.conn.Write(p)
+		return err
+	}
+	for len(p) > 0 {
+		n := min(len(p), writeChunk)
+		if o.draining.Load() {
+			n = len(p)
+		} else {
+			o.conn.SetWriteDeadline(time.Now().Add(o.wait))
+		}
+		if _, err := o.conn.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
 }
 
 // freeQueue is how much of an outbox's queue its budget does not count:
@@ -166,12 +199,17 @@ const freeQueue = 16 << 10
 func charge(q int64) int { return int(max(q-freeQueue, 0)) }
 
 // admit takes n more bytes into the queue's bound and budget, if they fit.
-func (o *outbox) admit(n int) bool {
+func (o *outbox) admit(n int, control bool) bool {
 	q := o.queued.Load()
 	if o.max > 0 && q+int64(n) > int64(o.max) {
 		return false
 	}
-	return o.mem.take(charge(q+int64(n)) - charge(q))
+	c := charge(q+int64(n)) - charge(q)
+	if control {
+		o.mem.force(c)
+		return true
+	}
+	return o.mem.take(c)
 }
 
 // release gives back n bytes of the queue, written or dropped.
@@ -236,6 +274,7 @@ func (o *outbox) try(p []byte) (int, error) {
 // later writers, such as a late answer for a client that has gone, write
 // nothing and start no goroutine. Only a non-blocking outbox drains.
 func (o *outbox) drain(timeout time.Duration) {
+	o.draining.Store(true)
 	o.conn.SetWriteDeadline(time.Now().Add(timeout))
 	o.mu.Lock()
 	for o.writing { // the writer at work, inline or finishing, writes on

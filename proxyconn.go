@@ -17,17 +17,19 @@ import (
 // pconn is a connection the proxy accepted: its reader, the frame last read,
 // and its outbox, which never makes a writer wait.
 type pconn struct {
-	conn    net.Conn
-	log     *slog.Logger
-	r       *wire.Reader
-	fr      frame
-	out     *outbox
-	done    chan struct{}  // signals the answer to a message without seq
-	legacy  sync.WaitGroup // exchanges with legacy servers under way
-	owed    atomic.Int32   // answers due to messages forwarded
-	quiet   chan struct{}  // signalled when owed falls to zero, or the outbox ends
-	room    chan struct{}  // signalled when the outbox has room again
-	refused bool           // an error message ends the connection: close gently
+	conn     net.Conn
+	log      *slog.Logger
+	r        *wire.Reader
+	fr       frame
+	out      *outbox
+	done     chan struct{}  // signals the answer to a message without seq
+	legacy   sync.WaitGroup // exchanges with legacy servers under way
+	closing  bool           // no more exchanges may start; guarded by legacyMu
+	legacyMu sync.Mutex
+	owed     atomic.Int32  // answers due to messages forwarded
+	quiet    chan struct{} // signalled when owed falls to zero, or the outbox ends
+	room     chan struct{} // signalled when the outbox has room again
+	refused  bool          // an error message ends the connection: close gently
 }
 
 // newPconn sets up an accepted connection with p's bounds: its reader and
@@ -137,11 +139,11 @@ func (p *Proxy) route(ctx context.Context, pc *pconn, fr *frame, policy []byte, 
 			case busy:
 				full = true
 			case tooLarge:
-				pc.answerError(fr, codeTooLarge, fmt.Sprintf("the message as forwarded is over the proxy's limit of %d bytes", p.maxMessageSize()))
+				pc.answerError(fr, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
 				return
 			}
-		} else if !r.admit(p.maxPending()) {
-			full = true
+		} else if res := r.admit(p.maxPending()); res != forwarded {
+			full = full || res == busy
 		} else if p.exchange(ctx, pc, fr, r, log) {
 			return
 		}
@@ -227,6 +229,15 @@ func (pc *pconn) send(m *Message, seq uint64, quoted bool) {
 	pc.queued(pc.out.end(append(appendMessage(b, m, quoted), '\n')))
 }
 
+// sendControl queues m, one of the proxy's own small messages to a server
+// (acknowledgement, heartbeat, drain). It draws on the queue's reserve, not
+// on the memory budget: others using up the budget must not cut off a
+// server that reads.
+func (pc *pconn) sendControl(m *Message, quoted bool) {
+	b := pc.out.begin()
+	pc.queued(pc.out.endControl(append(appendMessage(b, m, quoted), '\n')))
+}
+
 // errSlowConsumer ends a connection whose peer does not read what it is
 // sent fast enough for its queue to stay within bounds.
 var errSlowConsumer = errors.New("slow consumer: too much queued for the connection")
@@ -256,6 +267,32 @@ func (pc *pconn) settle(seq uint64) {
 		default:
 		}
 	}
+}
+
+// goLegacy runs an exchange with a legacy server in a goroutine that the
+// connection waits for before it closes, unless it is closing already; it
+// reports which. (A message sent again after its server went away can
+// start an exchange at any time.)
+func (pc *pconn) goLegacy(exchange func()) bool {
+	pc.legacyMu.Lock()
+	defer pc.legacyMu.Unlock()
+	if pc.closing {
+		return false
+	}
+	pc.legacy.Add(1)
+	go func() {
+		defer pc.legacy.Done()
+		exchange()
+	}()
+	return true
+}
+
+// awaitLegacy lets no more exchanges start and waits for those under way.
+func (pc *pconn) awaitLegacy() {
+	pc.legacyMu.Lock()
+	pc.closing = true
+	pc.legacyMu.Unlock()
+	pc.legacy.Wait()
 }
 
 // wake tells awaitOwed to look again.
@@ -298,10 +335,20 @@ func wrapWireError(err error) error {
 // bytes.
 func skipped(err error) (*wire.Fields, bool) {
 	var tl *wire.TooLargeError
-	if !errors.As(err, &tl) || tl.Prefix == nil {
+	if !errors.As(err, &tl) || !tl.Skipped {
 		return nil, false
 	}
+	return prefixFields(tl.Prefix), true
+}
+
+// prefixFields returns the fields among the first bytes of a message.
+func prefixFields(prefix []byte) *wire.Fields {
 	f := new(wire.Fields)
-	wire.ScanPrefix(tl.Prefix, f)
-	return f, true
+	wire.ScanPrefix(prefix, f)
+	return f
+}
+
+// tooLargeText says that a message or answer is over whose limit.
+func tooLargeText(what, whose string, limit int) string {
+	return fmt.Sprintf("%s is over the %s limit of %d bytes", what, whose, limit)
 }

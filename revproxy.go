@@ -217,7 +217,7 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	defer p.conns.Add(-1)
 	defer func() {
 		pc.awaitOwed(ctx)
-		pc.legacy.Wait()
+		pc.awaitLegacy()
 		pc.out.drain(drainTimeout) // what was queued last, such as an error message
 		if pc.refused {
 			pc.linger()
@@ -246,6 +246,20 @@ func (p *Proxy) read(pc *pconn, log *slog.Logger) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, ErrTooLarge):
+		// The connection is out of step, and closes; the message's first
+		// bytes say whom to tell.
+		var tl *wire.TooLargeError
+		pc.fr = frame{}
+		limit := 0
+		if errors.As(err, &tl) {
+			f := prefixFields(tl.Prefix)
+			pc.fr.f = *f
+			pc.fr.seq, _ = decodeSeq(f[wire.KeySeq])
+			_, pc.fr.quoted, _ = decodeInt("type", f[wire.KeyType])
+			limit = tl.Max
+		}
+		pc.refuseWith(log, codeTooLarge, tooLargeText("the message", "proxy's", limit))
 	case errors.Is(err, ErrBadMessage):
 		pc.fr = frame{}
 		pc.refuse(log, err.Error())
@@ -277,7 +291,7 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 	for {
 		switch {
 		case held != nil && pc.fr.typ == TypePing:
-			pc.send(&Message{Type: TypePing}, 0, false)
+			pc.sendControl(&Message{Type: TypePing}, false)
 		case held != nil && pc.fr.typ == TypeDrain:
 			// Messages go to this server over connections of their own:
 			// once it has left the table and the last of them has ended,
@@ -285,7 +299,7 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 			if p.table.remove(held) {
 				log.Info("Server draining", "id", held.id, "policy", held.policy)
 			}
-			held.drain(func() { pc.send(&Message{Type: TypeDrain}, 0, false) })
+			held.drain(func() { pc.sendControl(&Message{Type: TypeDrain}, false) })
 		case pc.fr.typ == TypeSetup:
 			m, err := pc.fr.message()
 			if err != nil {
@@ -375,7 +389,7 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error
 		return nil, err
 	}
 	if r.owner != nil { // a server that holds its connection learns it is registered
-		pc.send(&Message{Type: TypeSetup, ID: r.id, Policy: r.policy}, 0, pc.fr.quoted)
+		pc.sendControl(&Message{Type: TypeSetup, ID: r.id, Policy: r.policy}, pc.fr.quoted)
 	}
 	logger(p.Logger).Info("Receiving setup message", "server", r.id, "policy", r.policy, "port", m.ListenPort, "addr", r.addr, "mux", link != nil)
 	return r, nil

@@ -25,15 +25,18 @@ type route struct {
 }
 
 // admit counts one more exchange with a server dialled per message, unless
-// it has max under way or is draining.
-func (r *route) admit(max int) bool {
+// it is draining or has max under way; it says which.
+func (r *route) admit(max int) forwardResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.draining || r.exchanges >= max {
-		return false
+	switch {
+	case r.draining:
+		return notServing
+	case r.exchanges >= max:
+		return busy
 	}
 	r.exchanges++
-	return true
+	return forwarded
 }
 
 // finish counts an exchange ended; the last one of a draining server calls

@@ -76,8 +76,17 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 		alive.extend()
 		if err := readFrame(pc.r, &pc.fr); err != nil {
 			if f, ok := skipped(err); ok {
-				l.refuseAnswer(f, log)
-				continue
+				if l.refuseAnswer(f, codeTooLarge, tooLargeText("the answer of server "+r.id, "proxy's", l.maxMessage), log) {
+					continue
+				}
+				return // whom it was for is unknown: the link's messages get errors
+			}
+			var nm *wire.NoMemoryError
+			if errors.As(err, &nm) {
+				if l.refuseAnswer(prefixFields(nm.Prefix), codeOverloaded, "the proxy's memory for messages is used up", log) {
+					continue
+				}
+				return
 			}
 			if !isClosed(err) {
 				log.Warn("Server link failed", "server", r.id, "err", err)
@@ -88,7 +97,7 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 		case TypeReply, TypeError:
 			l.deliver(ctx, &pc.fr, log)
 		case TypePing:
-			pc.send(&Message{Type: TypePing}, 0, false)
+			pc.sendControl(&Message{Type: TypePing}, false)
 		case TypeDrain:
 			l.drain(p, log)
 		default:
@@ -252,7 +261,7 @@ func (l *serverLink) drain(p *Proxy, log *slog.Logger) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.draining = true
-	l.pc.send(&Message{Type: TypeDrain}, 0, false)
+	l.pc.sendControl(&Message{Type: TypeDrain}, false)
 }
 
 // deliver relays a server's answer to the client waiting for it.
@@ -271,16 +280,23 @@ func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
 
 // refuseAnswer answers with an error the message whose answer, with fields
 // f among its first bytes, was over the size limit.
-func (l *serverLink) refuseAnswer(f *wire.Fields, log *slog.Logger) {
-	seq, _ := decodeSeq(f[wire.KeySeq])
+// It reports false when the answer's first bytes do not say which message
+// it is for: the link must then close, so that its message is not left
+// unanswered.
+func (l *serverLink) refuseAnswer(f *wire.Fields, code, text string, log *slog.Logger) bool {
+	seq, err := decodeSeq(f[wire.KeySeq])
+	if err != nil || seq == 0 {
+		log.Warn("An answer too large without a seq among its first bytes", "server", l.route.id)
+		return false
+	}
 	w, ok := l.take(seq)
 	if !ok {
 		log.Warn("Dropped an answer too large for no waiting message", "server", l.route.id, "seq", seq)
-		return
+		return true
 	}
-	text := fmt.Sprintf("the answer of server %s is over the proxy's limit of %d bytes", l.route.id, l.maxMessage)
 	log.Warn("Refused an answer", "server", l.route.id, "err", text)
-	w.client.answerMessage(newError(proxyID, decodeText(f[wire.KeyDestID]), codeTooLarge, text), w.seq, w.quoted)
+	w.client.answerMessage(newError(proxyID, decodeText(f[wire.KeyDestID]), code, text), w.seq, w.quoted)
+	return true
 }
 
 // close takes the server out of the table and deals with every message it
@@ -331,7 +347,7 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *route, lo
 	msg := append(appendData(nil, fr, 0, r.quoted), '\n') // a copy: the frame is reused by the next read
 	if len(msg)-1 > p.maxMessageSize() {
 		r.finish()
-		pc.answerError(fr, codeTooLarge, fmt.Sprintf("the message as forwarded is over the proxy's limit of %d bytes", p.maxMessageSize()))
+		pc.answerError(fr, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
 		return true
 	}
 	if p.serverConns.Add(1) > int64(p.maxServerConns()) {
@@ -377,11 +393,11 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *route, lo
 		run()
 		return true
 	}
-	pc.legacy.Add(1)
-	go func() {
-		defer pc.legacy.Done()
-		run()
-	}()
+	if !pc.goLegacy(run) { // the client's connection is closing: nobody to answer
+		c.Close()
+		done()
+		pc.settle(w.seq)
+	}
 	return true
 }
 
@@ -396,16 +412,22 @@ func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *route, msg []byte
 		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", text)
 		w.client.answerMessage(newError(proxyID, w.destid, code, text), w.seq, w.quoted)
 	}
-	if _, err := c.Write(msg); err != nil {
-		fail(codeUnavailable, fmt.Sprintf("server %s: %v", r.id, err))
-		return
-	}
 	wait := p.serverTimeout()
 	clientWaits := timeout > 0 && millis(timeout) < wait // the client's deadline comes first
 	if clientWaits {
 		wait = millis(timeout)
 	}
-	c.SetReadDeadline(time.Now().Add(wait))
+	// The deadline covers the write too: a server that accepts and never
+	// reads must not hold the message, and its client, forever.
+	c.SetDeadline(time.Now().Add(wait))
+	if _, err := c.Write(msg); err != nil {
+		if clientWaits && errors.Is(err, os.ErrDeadlineExceeded) {
+			fail(codeTimeout, fmt.Sprintf("server %s did not take the message within %d ms", r.id, timeout))
+			return
+		}
+		fail(codeUnavailable, fmt.Sprintf("server %s: %v", r.id, err))
+		return
+	}
 	rd := wire.NewReader(c, p.maxMessageSize())
 	rd.Budget = p.budget()
 	defer rd.Release()
@@ -420,7 +442,7 @@ func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *route, msg []byte
 	case err == nil:
 		fail(codeUnavailable, fmt.Sprintf("server %s answered with a %s message", r.id, fr.typ))
 	case errors.Is(err, ErrTooLarge):
-		fail(codeTooLarge, fmt.Sprintf("the answer of server %s is over the proxy's limit of %d bytes", r.id, p.maxMessageSize()))
+		fail(codeTooLarge, tooLargeText("the answer of server "+r.id, "proxy's", p.maxMessageSize()))
 	case errors.Is(err, wire.ErrNoMemory):
 		fail(codeOverloaded, "the proxy's memory for messages is used up")
 	case clientWaits && errors.Is(err, os.ErrDeadlineExceeded):

@@ -24,10 +24,12 @@ var ErrNoMemory = errors.New("memory budget used up")
 // in step after it.
 type TooLargeError struct {
 	Max int
-	// Prefix, from a skipping reader, is the object's first bytes (at most
-	// 256), for what can be learnt of it, such as whom to tell. It is valid
-	// until the next read.
+	// Prefix is the object's first bytes (at most 256), for what can be
+	// learnt of it, such as whom to tell. It is valid until the next read.
 	Prefix []byte
+	// Skipped says that a skipping reader passed over the object: the
+	// stream is in step.
+	Skipped bool
 }
 
 // Error says what the limit was; the type says the rest.
@@ -88,6 +90,7 @@ type Reader struct {
 	err  error // a read error to return once the buffer is drained
 
 	tooLarge TooLargeError // returned, reused, for a skipped object
+	noMemory NoMemoryError
 
 	// The brace-counting state of the object at buf[r:], scanned up to r+n.
 	n        int
@@ -115,7 +118,9 @@ func (r *Reader) Next() ([]byte, error) {
 			if r.Skip {
 				return nil, r.skip(done)
 			}
-			return nil, &TooLargeError{Max: r.max}
+			r.tooLarge.Max, r.tooLarge.Skipped = r.max, false
+			r.tooLarge.Prefix = append(r.tooLarge.Prefix[:0], r.buf[r.r:r.r+min(r.n, prefixLen)]...)
+			return nil, &r.tooLarge
 		}
 		if done {
 			obj := r.buf[r.r : r.r+r.n]
@@ -123,6 +128,11 @@ func (r *Reader) Next() ([]byte, error) {
 			return obj, nil
 		}
 		if err := r.fill(); err != nil {
+			if err == ErrNoMemory && r.Skip {
+				// Refused alone, as one too large: what is buffered is
+				// scanned, and the rest goes through the buffer there is.
+				return nil, r.skipWith(&r.noMemory.Prefix, &r.noMemory, false)
+			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -131,16 +141,31 @@ func (r *Reader) Next() ([]byte, error) {
 	}
 }
 
+// NoMemoryError, from a skipping reader, reports an object passed over
+// because the budget refused the buffer it needed; it matches ErrNoMemory.
+type NoMemoryError struct {
+	Prefix []byte // as in TooLargeError
+}
+
+func (e *NoMemoryError) Error() string        { return ErrNoMemory.Error() }
+func (e *NoMemoryError) Is(target error) bool { return target == ErrNoMemory }
+
 // skip passes over the rest of an object found to be over the limit, whose
 // first r.n bytes are scanned (all of it when done), keeping its prefix.
 func (r *Reader) skip(done bool) error {
-	r.tooLarge.Max = r.max
-	r.tooLarge.Prefix = append(r.tooLarge.Prefix[:0], r.buf[r.r:r.r+min(r.n, prefixLen)]...)
+	r.tooLarge.Max, r.tooLarge.Skipped = r.max, true
+	return r.skipWith(&r.tooLarge.Prefix, &r.tooLarge, done)
+}
+
+// skipWith passes over the object, keeping its prefix in *prefix, and
+// returns report once past it.
+func (r *Reader) skipWith(prefix *[]byte, report error, done bool) error {
+	*prefix = append((*prefix)[:0], r.buf[r.r:r.r+min(r.n, prefixLen)]...)
 	for {
 		r.r += r.n // discard what has been scanned
 		r.n = 0
 		if done {
-			return &r.tooLarge
+			return report
 		}
 		if err := r.fill(); err != nil {
 			if err == io.EOF {
@@ -219,12 +244,12 @@ func (r *Reader) fill() error {
 		case len(r.buf) > keepBuffer:
 			r.drop()
 		case r.full && len(r.buf) < keepBuffer && len(r.buf) <= r.max:
-			grown, err := r.alloc(min(2*len(r.buf), r.max+1))
-			if err != nil {
-				return err
+			// Only to read more at once: without the budget's leave, the
+			// buffer there is will do.
+			if grown, err := r.alloc(min(2*len(r.buf), r.max+1)); err == nil {
+				r.drop()
+				r.buf = grown
 			}
-			r.drop()
-			r.buf = grown
 		}
 	}
 	if r.w == len(r.buf) {
