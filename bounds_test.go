@@ -414,16 +414,31 @@ func TestSilentLegacyServerBounded(t *testing.T) {
 	for _, tt := range []struct {
 		name          string
 		pending, outs int
-		want          int // connections the server gets
+		servers       int
+		want          int // connections the servers get
 	}{
-		{"MaxPending", 10, 100, 10},
-		{"MaxServerConns", 100, 20, 20},
+		{"MaxPending", 10, 100, 1, 10},
+		{"a quarter of MaxServerConns per server", 100, 20, 1, 5},
+		{"MaxServerConns", 100, 20, 5, 20},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &Proxy{MaxPending: tt.pending, MaxServerConns: tt.outs, ServerTimeout: time.Minute}
 			addr := startProxyWith(t, p)
 			startServers(t, p, addr, "OK", nil, "ok")
-			accepted := silentServer(t, addr, "L", "SILENT")
+			for i := range tt.servers {
+				silentServer(t, addr, fmt.Sprint("L", i), "SILENT")
+			}
+			count := func() int64 {
+				var n int64
+				p.table.mu.Lock()
+				defer p.table.mu.Unlock()
+				for _, r := range p.table.policies["SILENT"].routes {
+					r.mu.Lock()
+					n += int64(r.exchanges)
+					r.mu.Unlock()
+				}
+				return n
+			}
 			c := dialRaw(t, addr)
 			var batch strings.Builder
 			const n = 300
@@ -437,18 +452,15 @@ func TestSilentLegacyServerBounded(t *testing.T) {
 					t.Fatalf("answered %+v, want overloaded", m)
 				}
 			}
-			waitFor(t, "the server's connections", func() bool { return accepted.Load() == int64(tt.want) })
+			waitFor(t, "the exchanges", func() bool { return count() == int64(tt.want) })
 			if got := p.serverConns.Load(); got != int64(tt.want) {
 				t.Errorf("%d connections to servers open, want %d", got, tt.want)
 			}
-			if len(p.Servers("SILENT")) != 1 {
-				t.Error("the silent server was dropped")
+			if len(p.Servers("SILENT")) != tt.servers {
+				t.Error("a silent server was dropped")
 			}
 			if _, err := newClient(t, addr, "50").Send(testContext(t), "OK", "x"); err != nil {
 				t.Errorf("another policy meanwhile: %v", err)
-			}
-			if got := accepted.Load(); got != int64(tt.want) {
-				t.Errorf("the server got %d connections, want %d", got, tt.want)
 			}
 		})
 	}
@@ -472,7 +484,8 @@ func TestLocalFault(t *testing.T) {
 }
 
 // TestRegistrationsBounded: one connection registers one server id; the
-// table holds MaxServers.
+// table holds MaxServers, and a full table makes room by dropping the oldest
+// registration that no connection holds, never one that is held.
 func TestRegistrationsBounded(t *testing.T) {
 	p := &Proxy{MaxServers: 3}
 	addr := startProxyWith(t, p)
@@ -494,11 +507,27 @@ func TestRegistrationsBounded(t *testing.T) {
 		}
 	}
 	waitFor(t, "three servers", func() bool { return len(p.Servers("P")) == 3 })
-	if m := rawAnswerOrClose(t, addr, `{"type":1,"id":"u","privPolyId":"P","listenport":9}`); m.Code != codeOverloaded {
-		t.Errorf("a fourth server answered %+v, want overloaded", m)
+	ids := func() string {
+		var s []string
+		for _, info := range p.Servers("P") {
+			s = append(s, info.ID)
+		}
+		return strings.Join(s, " ")
 	}
-	if got := len(p.Servers("P")); got != 3 {
-		t.Errorf("%d servers registered, want MaxServers 3", got)
+	// Full: a new registration takes the oldest one's place.
+	for i := range 3 {
+		if m := rawAnswerOrClose(t, addr, fmt.Sprintf(`{"type":1,"id":"u%d","privPolyId":"P","listenport":9}`, i)); m.Type == TypeError {
+			t.Fatalf("registration u%d refused: %+v", i, m)
+		}
+	}
+	waitFor(t, "the newest three", func() bool { return ids() == "u0 u1 u2" })
+	// Held registrations are never dropped for another.
+	startServersOf(t, p, &Server{ProxyAddr: addr, Policy: "H"}, "h0", "h1", "h2")
+	if m := rawAnswerOrClose(t, addr, `{"type":1,"id":"v","privPolyId":"P","listenport":9}`); m.Code != codeOverloaded {
+		t.Errorf("a registration with every one held answered %+v, want overloaded", m)
+	}
+	if len(p.Servers("H")) != 3 || len(p.Servers("P")) != 0 {
+		t.Errorf("servers %v of H and %q of P, want the three held ones only", p.Servers("H"), ids())
 	}
 }
 

@@ -142,7 +142,7 @@ func (p *Proxy) route(ctx context.Context, pc *pconn, fr *frame, policy []byte, 
 				pc.answerError(fr, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
 				return
 			}
-		} else if res := r.admit(p.maxPending()); res != forwarded {
+		} else if res := r.admit(min(p.maxPending(), max(p.maxServerConns()/4, 1))); res != forwarded {
 			full = full || res == busy
 		} else if p.exchange(ctx, pc, fr, r, log) {
 			return

@@ -76,13 +76,17 @@ type Proxy struct {
 	// is refused with "overloaded" rather than queued for a server, and a
 	// client whose answer cannot be queued is closed. Zero means 256 MiB.
 	MaxMemory int
-	// MaxServers bounds the servers registered at once; one more
-	// registration is refused with "overloaded". A connection registers
-	// one server id at most. Zero means 10,000.
+	// MaxServers bounds the servers registered at once. When it is
+	// reached, a new registration takes the place of the oldest one that
+	// does not hold its connection (as the homework's servers register);
+	// when every one does, it is refused with "overloaded". A connection
+	// registers one server id at most. Zero means 10,000.
 	MaxServers int
 	// MaxServerConns bounds the connections open at once to servers the
-	// proxy dials for each message (legacy servers); a message that would
-	// need one more gets "overloaded". Zero means 256.
+	// proxy dials for each message (legacy servers), and a quarter of it
+	// the connections to any one of them, so that one server that does not
+	// answer cannot take them all; a message that would need one more gets
+	// "overloaded". Zero means 256.
 	MaxServerConns int
 
 	// TLSConfig, if set, makes the proxy accept only TLS: clients and

@@ -14,7 +14,8 @@ type route struct {
 	link   *serverLink // the multiplexed link, or nil: dial addr per message
 	owner  *pconn      // the connection whose closing ends the registration
 
-	idempotent bool // a message lost with the server may go to another
+	idempotent bool   // a message lost with the server may go to another
+	added      uint64 // when it registered, in the table's count
 
 	// For a server dialled per message: its exchanges under way, and its
 	// drain, answered once the last of them ends.
@@ -89,6 +90,7 @@ type table struct {
 	policies map[string]*ring
 	ids      map[string]*route
 	changed  chan struct{} // closed when the table changes; see watch
+	added    uint64        // registrations so far, to order them
 }
 
 // ring is the servers of one policy and the index of the next to pick.
@@ -110,9 +112,11 @@ func (t *table) add(r *route, max int) error {
 		t.ids = make(map[string]*route)
 	}
 	old, ok := t.ids[r.id]
-	if !ok && len(t.ids) >= max {
+	if !ok && len(t.ids) >= max && !t.evictLocked() {
 		return fmt.Errorf("%w: the proxy has %d servers registered, as many as it may", ErrOverloaded, len(t.ids))
 	}
+	t.added++
+	r.added = t.added
 	if ok {
 		if old.owner != nil && old.owner != r.owner {
 			return fmt.Errorf("%w: server %s is registered from %s", ErrIDInUse, r.id, old.addr)
@@ -134,6 +138,24 @@ func (t *table) add(r *route, max int) error {
 	t.ids[r.id] = r
 	t.notifyLocked()
 	return nil
+}
+
+// evictLocked makes room in a full table: the oldest registration that no
+// connection holds leaves, so that registrations nobody answers for cannot
+// lock out a server that holds its connection. It reports false when every
+// registration is held.
+func (t *table) evictLocked() bool {
+	var oldest *route
+	for _, r := range t.ids {
+		if r.owner == nil && (oldest == nil || r.added < oldest.added) {
+			oldest = r
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	t.removeLocked(oldest)
+	return true
 }
 
 // remove deletes r if it is still the entry for its id, and reports whether
