@@ -25,53 +25,6 @@ type route struct {
 	drained   func()
 }
 
-// admit counts one more exchange with a server dialled per message, unless
-// it is draining or has max under way; it says which.
-func (r *route) admit(max int) forwardResult {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch {
-	case r.draining:
-		return notServing
-	case r.exchanges >= max:
-		return busy
-	}
-	r.exchanges++
-	return forwarded
-}
-
-// finish counts an exchange ended; the last one of a draining server calls
-// its drain answer.
-func (r *route) finish() {
-	r.mu.Lock()
-	r.exchanges--
-	answer := r.drained
-	if r.exchanges > 0 || !r.draining {
-		answer = nil
-	} else {
-		r.drained = nil
-	}
-	r.mu.Unlock()
-	if answer != nil {
-		answer()
-	}
-}
-
-// drain takes no more exchanges for r and calls answer once those under
-// way have ended: then nothing more is on its way to the server.
-func (r *route) drain(answer func()) {
-	r.mu.Lock()
-	r.draining = true
-	if r.exchanges > 0 {
-		r.drained = answer
-		answer = nil
-	}
-	r.mu.Unlock()
-	if answer != nil {
-		answer()
-	}
-}
-
 // ServerInfo describes a registered server.
 type ServerInfo struct {
 	ID     string // the id it registered with

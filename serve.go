@@ -2,7 +2,6 @@ package revproxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -101,14 +100,4 @@ func orDefault(v, def int) int {
 		return v
 	}
 	return def
-}
-
-// dial connects to addr over TCP, or over TLS with cfg when it is not nil.
-func dial(ctx context.Context, addr string, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	if cfg == nil {
-		return d.DialContext(ctx, "tcp", addr)
-	}
-	td := tls.Dialer{NetDialer: &d, Config: cfg}
-	return td.DialContext(ctx, "tcp", addr)
 }
