@@ -93,7 +93,7 @@ func linksInFlight(p *Proxy, policy string) int {
 	defer p.table.mu.Unlock()
 	n := 0
 	if rg := p.table.policies[policy]; rg != nil {
-		for _, r := range rg.routes {
+		for _, r := range rg.entries {
 			r.link.mu.Lock()
 			n += len(r.link.slots) - len(r.link.free)
 			r.link.mu.Unlock()
@@ -108,7 +108,7 @@ func links(p *Proxy, policy string) map[*serverLink]bool {
 	defer p.table.mu.Unlock()
 	m := map[*serverLink]bool{}
 	if rg := p.table.policies[policy]; rg != nil {
-		for _, r := range rg.routes {
+		for _, r := range rg.entries {
 			m[r.link] = true
 		}
 	}
@@ -432,7 +432,7 @@ func TestSilentLegacyServerBounded(t *testing.T) {
 				var n int64
 				p.table.mu.Lock()
 				defer p.table.mu.Unlock()
-				for _, r := range p.table.policies["SILENT"].routes {
+				for _, r := range p.table.policies["SILENT"].entries {
 					r.mu.Lock()
 					n += int64(r.exchanges)
 					r.mu.Unlock()

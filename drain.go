@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// serving is what a run of Server.Serve knows for draining: the messages it
+// drainState is what a run of Server.Serve knows for draining: the messages it
 // has read and not yet answered, and its acknowledged registrations, each
 // with whether the proxy has confirmed the drain.
-type serving struct {
+type drainState struct {
 	mu       sync.Mutex
 	busy     int
 	links    map[*outbox]bool // drained?
@@ -18,11 +18,11 @@ type serving struct {
 	wake     chan struct{}    // signalled on every change
 }
 
-func newServing() *serving {
-	return &serving{links: make(map[*outbox]bool), wake: make(chan struct{}, 1)}
+func newDrainState() *drainState {
+	return &drainState{links: make(map[*outbox]bool), wake: make(chan struct{}, 1)}
 }
 
-func (st *serving) update(f func()) {
+func (st *drainState) update(f func()) {
 	st.mu.Lock()
 	f()
 	st.mu.Unlock()
@@ -32,12 +32,12 @@ func (st *serving) update(f func()) {
 	}
 }
 
-func (st *serving) took()     { st.update(func() { st.busy++ }) }
-func (st *serving) answered() { st.update(func() { st.busy-- }) }
+func (st *drainState) took()     { st.update(func() { st.busy++ }) }
+func (st *drainState) answered() { st.update(func() { st.busy-- }) }
 
 // linkUp records an acknowledged registration; one that comes while the
 // server drains is asked to drain at once.
-func (st *serving) linkUp(out *outbox) {
+func (st *drainState) linkUp(out *outbox) {
 	var until time.Time
 	st.update(func() {
 		st.links[out] = false
@@ -48,11 +48,11 @@ func (st *serving) linkUp(out *outbox) {
 	}
 }
 
-func (st *serving) linkDrained(out *outbox) { st.update(func() { st.links[out] = true }) }
-func (st *serving) linkDown(out *outbox)    { st.update(func() { delete(st.links, out) }) }
+func (st *drainState) linkDrained(out *outbox) { st.update(func() { st.links[out] = true }) }
+func (st *drainState) linkDown(out *outbox)    { st.update(func() { delete(st.links, out) }) }
 
 // settled reports whether nothing is in hand and every link has drained.
-func (st *serving) settled() bool {
+func (st *drainState) settled() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.busy > 0 {
@@ -69,7 +69,7 @@ func (st *serving) settled() bool {
 // drain asks every acknowledged proxy to send nothing new, then waits, up to
 // grace, until those proxies have confirmed and every message in hand is
 // answered.
-func (st *serving) drain(grace time.Duration, log *slog.Logger) {
+func (st *drainState) drain(grace time.Duration, log *slog.Logger) {
 	until := time.Now().Add(grace)
 	st.mu.Lock()
 	st.draining = until
@@ -96,7 +96,7 @@ func (st *serving) drain(grace time.Duration, log *slog.Logger) {
 
 // drainOnStop waits for stop, then drains (unless grace is not positive)
 // and calls kill; it returns early if done ends first.
-func (st *serving) drainOnStop(stop, done context.Context, grace time.Duration, kill func(), log *slog.Logger) {
+func (st *drainState) drainOnStop(stop, done context.Context, grace time.Duration, kill func(), log *slog.Logger) {
 	select {
 	case <-stop.Done():
 	case <-done.Done():

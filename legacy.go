@@ -17,9 +17,9 @@ import (
 // per connection, over a new connection, and queues the answer for the
 // client pc: in this goroutine for an untagged message, in a goroutine of
 // its own for a tagged one. The caller has counted the exchange against
-// r's bound (see route.admit); exchange ends it. It reports false when r
+// r's bound (see entry.admit); exchange ends it. It reports false when r
 // cannot be connected to, so that the message may go to another server.
-func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *route, log *slog.Logger) bool {
+func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry, log *slog.Logger) bool {
 	msg := append(appendData(nil, fr, 0, r.quoted), '\n') // a copy: the frame is reused by the next read
 	if len(msg)-1 > p.maxMessageSize() {
 		r.finish()
@@ -81,7 +81,7 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *route, lo
 // read one answer, and relay it to w, or an error message when there is
 // none: once written, a message is not sent again, as it may have been
 // handled.
-func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *route, msg []byte, timeout int, w waiter, log *slog.Logger) {
+func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *entry, msg []byte, timeout int, w waiter, log *slog.Logger) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	fail := func(code, text string) {
@@ -141,7 +141,7 @@ func localFault(err error) bool {
 
 // admit counts one more exchange with a server dialled per message, unless
 // it is draining or has max under way; it says which.
-func (r *route) admit(max int) forwardResult {
+func (r *entry) admit(max int) forwardResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
@@ -156,7 +156,7 @@ func (r *route) admit(max int) forwardResult {
 
 // finish counts an exchange ended; the last one of a draining server calls
 // its drain answer.
-func (r *route) finish() {
+func (r *entry) finish() {
 	r.mu.Lock()
 	r.exchanges--
 	answer := r.drained
@@ -173,7 +173,7 @@ func (r *route) finish() {
 
 // drain takes no more exchanges for r and calls answer once those under
 // way have ended: then nothing more is on its way to the server.
-func (r *route) drain(answer func()) {
+func (r *entry) drain(answer func()) {
 	r.mu.Lock()
 	r.draining = true
 	if r.exchanges > 0 {

@@ -269,11 +269,11 @@ func (o *outbox) try(p []byte) (int, error) {
 	return n, err
 }
 
-// drain gives what is queued up to timeout to be written, for an error
+// shutdown gives what is queued up to timeout to be written, for an error
 // message sent just before the connection closes, and then ends the outbox:
 // later writers, such as a late answer for a client that has gone, write
 // nothing and start no goroutine. Only a non-blocking outbox drains.
-func (o *outbox) drain(timeout time.Duration) {
+func (o *outbox) shutdown(timeout time.Duration) {
 	o.draining.Store(true)
 	o.conn.SetWriteDeadline(time.Now().Add(timeout))
 	o.mu.Lock()

@@ -115,7 +115,7 @@ func TestNonblockingOutboxNeverWaits(t *testing.T) {
 			t.Fatalf("chunk %d arrived mixed or out of order", i)
 		}
 	}
-	o.drain(time.Second)
+	o.shutdown(time.Second)
 	if err := o.end(append(o.begin(), "late"...)); err == nil {
 		t.Error("a drained outbox accepted a write")
 	}
@@ -144,7 +144,7 @@ func TestDrainWhileWriting(t *testing.T) {
 			}()
 		}
 		time.Sleep(time.Millisecond)
-		o.drain(time.Second)
+		o.shutdown(time.Second)
 		if err := o.end(append(o.begin(), "late\n"...)); err == nil {
 			t.Fatal("a drained outbox accepted a write")
 		}

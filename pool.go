@@ -20,7 +20,7 @@ type pool struct {
 // job is one message for a handler, and where to send the reply.
 type job struct {
 	s      *Server
-	st     *serving
+	st     *drainState
 	out    *outbox
 	m      *Message
 	quoted bool

@@ -77,7 +77,7 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 			log.Warn("Refused a message", "client", decodeText(fr.f[wire.KeySrcID]), "policy", string(policy), "err", err)
 			pc.answerError(fr, codeForbidden, err.Error())
 		} else {
-			p.route(ctx, pc, fr, policy, log)
+			p.dispatch(ctx, pc, fr, policy, log)
 		}
 		if fr.seq == 0 {
 			select {
@@ -120,12 +120,12 @@ func (p *Proxy) authorize(pc *pconn, policy []byte) error {
 	return p.Authorize(&AuthRequest{ClientID: decodeText(pc.fr.f[wire.KeySrcID]), Policy: string(policy), Conn: pc.conn})
 }
 
-// route forwards the data message fr from the client pc to the next server
+// dispatch forwards the data message fr from the client pc to the next server
 // of its policy. A server that cannot take it (it is leaving, has as much
 // under way as it may, or cannot be dialled) is skipped for the next, each
 // at most once; when none can, or none serves the policy, the client gets
 // an error message.
-func (p *Proxy) route(ctx context.Context, pc *pconn, fr *frame, policy []byte, log *slog.Logger) {
+func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byte, log *slog.Logger) {
 	r, n := p.table.next(policy)
 	full := false
 	for tried := 1; r != nil; tried++ {

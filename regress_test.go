@@ -55,7 +55,7 @@ func newTestLink(t *testing.T) (*serverLink, *pconn, net.Conn) {
 	go discardAll(sb)
 	p := &Proxy{MaxPending: 10}
 	l := p.newLink(p.newPconn(sa, discard))
-	l.route = &route{id: "S", policy: "P"}
+	l.entry = &entry{id: "S", policy: "P"}
 	t.Cleanup(func() { l.close(context.Background(), &Proxy{}, discard) })
 	return l, (&Proxy{}).newPconn(ca, discard), cb
 }

@@ -214,7 +214,7 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 		p.conns.Add(-1)
 		log.Warn("Too many connections", "from", c.RemoteAddr().String(), "max", p.MaxConns)
 		pc.send(newError(proxyID, "", codeOverloaded, "too many connections"), 0, false)
-		pc.out.drain(drainTimeout)
+		pc.out.shutdown(drainTimeout)
 		pc.linger()
 		return
 	}
@@ -222,7 +222,7 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	defer func() {
 		pc.awaitOwed(ctx)
 		pc.awaitLegacy()
-		pc.out.drain(drainTimeout) // what was queued last, such as an error message
+		pc.out.shutdown(drainTimeout) // what was queued last, such as an error message
 		if pc.refused {
 			pc.linger()
 		}
@@ -283,7 +283,7 @@ func (p *Proxy) read(pc *pconn, log *slog.Logger) error {
 // multiplexed link when the server asked for one, else a registration that
 // may hold the connection open and repeat.
 func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
-	var held *route // the registration that ends with this connection
+	var held *entry // the registration that ends with this connection
 	defer func() {
 		if held != nil {
 			p.table.remove(held) // unless it drained
@@ -350,7 +350,7 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 
 // register adds the server of a setup message to the switching table; link
 // is its multiplexed link, or nil for a server the proxy dials.
-func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error) {
+func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*entry, error) {
 	if p.RequireServerCert && !verifiedPeer(pc.conn) {
 		return nil, fmt.Errorf("%w: registration of server %s without a trusted certificate", ErrUnauthorized, m.ID)
 	}
@@ -369,7 +369,7 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error
 	if err != nil {
 		return nil, err
 	}
-	r := &route{
+	r := &entry{
 		id:     m.ID,
 		policy: m.Policy,
 		addr:   net.JoinHostPort(host, strconv.Itoa(m.ListenPort)),
@@ -380,7 +380,7 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*route, error
 	}
 	if link != nil {
 		r.addr = pc.conn.RemoteAddr().String()
-		link.route = r
+		link.entry = r
 	}
 	if m.Hold || link != nil {
 		r.owner = pc

@@ -5,8 +5,8 @@ import (
 	"sync"
 )
 
-// route is one registered server: where to reach it and how it writes.
-type route struct {
+// entry is one registered server: where to reach it and how it writes.
+type entry struct {
 	id     string
 	policy string
 	addr   string      // host:port to dial for each message
@@ -41,14 +41,14 @@ type ServerInfo struct {
 type table struct {
 	mu       sync.Mutex
 	policies map[string]*ring
-	ids      map[string]*route
+	ids      map[string]*entry
 	changed  chan struct{} // closed when the table changes; see watch
 	added    uint64        // registrations so far, to order them
 }
 
 // ring is the servers of one policy and the index of the next to pick.
 type ring struct {
-	routes []*route
+	entries []*entry
 	next   int
 }
 
@@ -57,12 +57,12 @@ type ring struct {
 // entry leaves its policy and r joins the end of its own. An entry held by a
 // live connection is not replaced from another connection: that is
 // ErrIDInUse.
-func (t *table) add(r *route, max int) error {
+func (t *table) add(r *entry, max int) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.policies == nil {
 		t.policies = make(map[string]*ring)
-		t.ids = make(map[string]*route)
+		t.ids = make(map[string]*entry)
 	}
 	old, ok := t.ids[r.id]
 	if !ok && len(t.ids) >= max && !t.evictLocked() {
@@ -76,7 +76,7 @@ func (t *table) add(r *route, max int) error {
 		}
 		if old.policy == r.policy {
 			rg := t.policies[r.policy]
-			rg.routes[rg.index(old)] = r
+			rg.entries[rg.index(old)] = r
 			t.ids[r.id] = r
 			return nil
 		}
@@ -87,7 +87,7 @@ func (t *table) add(r *route, max int) error {
 		rg = &ring{}
 		t.policies[r.policy] = rg
 	}
-	rg.routes = append(rg.routes, r)
+	rg.entries = append(rg.entries, r)
 	t.ids[r.id] = r
 	t.notifyLocked()
 	return nil
@@ -98,7 +98,7 @@ func (t *table) add(r *route, max int) error {
 // lock out a server that holds its connection. It reports false when every
 // registration is held.
 func (t *table) evictLocked() bool {
-	var oldest *route
+	var oldest *entry
 	for _, r := range t.ids {
 		if r.owner == nil && (oldest == nil || r.added < oldest.added) {
 			oldest = r
@@ -113,7 +113,7 @@ func (t *table) evictLocked() bool {
 
 // remove deletes r if it is still the entry for its id, and reports whether
 // it was.
-func (t *table) remove(r *route) bool {
+func (t *table) remove(r *entry) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.ids[r.id] != r {
@@ -123,34 +123,34 @@ func (t *table) remove(r *route) bool {
 	return true
 }
 
-func (t *table) removeLocked(r *route) {
+func (t *table) removeLocked(r *entry) {
 	t.notifyLocked()
 	delete(t.ids, r.id)
 	rg := t.policies[r.policy]
 	i := rg.index(r)
-	rg.routes = append(rg.routes[:i], rg.routes[i+1:]...)
+	rg.entries = append(rg.entries[:i], rg.entries[i+1:]...)
 	if i < rg.next {
 		rg.next--
 	}
-	if len(rg.routes) == 0 {
+	if len(rg.entries) == 0 {
 		delete(t.policies, r.policy)
-	} else if rg.next >= len(rg.routes) {
+	} else if rg.next >= len(rg.entries) {
 		rg.next = 0
 	}
 }
 
 // next returns the policy's next server in rotation, and how many servers
 // the policy has; nil and 0 when none serves it.
-func (t *table) next(policy []byte) (*route, int) {
+func (t *table) next(policy []byte) (*entry, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	rg := t.policies[string(policy)]
 	if rg == nil {
 		return nil, 0
 	}
-	r := rg.routes[rg.next]
-	rg.next = (rg.next + 1) % len(rg.routes)
-	return r, len(rg.routes)
+	r := rg.entries[rg.next]
+	rg.next = (rg.next + 1) % len(rg.entries)
+	return r, len(rg.entries)
 }
 
 // servers lists the policy's servers in rotation order from the first
@@ -162,18 +162,18 @@ func (t *table) servers(policy string) []ServerInfo {
 	if rg == nil {
 		return nil
 	}
-	infos := make([]ServerInfo, len(rg.routes))
-	for i, r := range rg.routes {
+	infos := make([]ServerInfo, len(rg.entries))
+	for i, r := range rg.entries {
 		infos[i] = ServerInfo{ID: r.id, Policy: r.policy, Addr: r.addr}
 	}
 	return infos
 }
 
-func (rg *ring) index(r *route) int {
-	for i, x := range rg.routes {
+func (rg *ring) index(r *entry) int {
+	for i, x := range rg.entries {
 		if x == r {
 			return i
 		}
 	}
-	panic("revproxy: route missing from its ring")
+	panic("revproxy: entry missing from its ring")
 }

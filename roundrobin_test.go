@@ -24,9 +24,9 @@ func picks(t *testing.T, tb *table, policy string, n int) []string {
 // PP_1 and servers 1 and 2 go to 1, 2, 1, 2, 1.
 func TestRoundRobinHomeworkExample(t *testing.T) {
 	var tb table
-	tb.add(&route{id: "1", policy: "PP_1"}, 1000)
-	tb.add(&route{id: "2", policy: "PP_1"}, 1000)
-	tb.add(&route{id: "3", policy: "PP_2"}, 1000)
+	tb.add(&entry{id: "1", policy: "PP_1"}, 1000)
+	tb.add(&entry{id: "2", policy: "PP_1"}, 1000)
+	tb.add(&entry{id: "3", policy: "PP_2"}, 1000)
 	want := []string{"1", "2", "1", "2", "1"}
 	if diff := cmp.Diff(want, picks(t, &tb, "PP_1", 5)); diff != "" {
 		t.Errorf("PP_1 picks (-want +got):\n%s", diff)
@@ -41,9 +41,9 @@ func TestRoundRobinHomeworkExample(t *testing.T) {
 
 func TestRoundRobinReplaceKeepsPlace(t *testing.T) {
 	var tb table
-	tb.add(&route{id: "1", policy: "P", addr: "old"}, 1000)
-	tb.add(&route{id: "2", policy: "P"}, 1000)
-	tb.add(&route{id: "1", policy: "P", addr: "new"}, 1000)
+	tb.add(&entry{id: "1", policy: "P", addr: "old"}, 1000)
+	tb.add(&entry{id: "2", policy: "P"}, 1000)
+	tb.add(&entry{id: "1", policy: "P", addr: "new"}, 1000)
 	want := []ServerInfo{{ID: "1", Policy: "P", Addr: "new"}, {ID: "2", Policy: "P"}}
 	if diff := cmp.Diff(want, tb.servers("P")); diff != "" {
 		t.Errorf("servers (-want +got):\n%s", diff)
@@ -52,8 +52,8 @@ func TestRoundRobinReplaceKeepsPlace(t *testing.T) {
 
 func TestRoundRobinMoveToOtherPolicy(t *testing.T) {
 	var tb table
-	tb.add(&route{id: "1", policy: "A"}, 1000)
-	tb.add(&route{id: "1", policy: "B"}, 1000)
+	tb.add(&entry{id: "1", policy: "A"}, 1000)
+	tb.add(&entry{id: "1", policy: "B"}, 1000)
 	if got := tb.servers("A"); got != nil {
 		t.Errorf("A still has %v", got)
 	}
@@ -64,7 +64,7 @@ func TestRoundRobinMoveToOtherPolicy(t *testing.T) {
 
 func TestRoundRobinRemove(t *testing.T) {
 	var tb table
-	r1, r2, r3 := &route{id: "1", policy: "P"}, &route{id: "2", policy: "P"}, &route{id: "3", policy: "P"}
+	r1, r2, r3 := &entry{id: "1", policy: "P"}, &entry{id: "2", policy: "P"}, &entry{id: "3", policy: "P"}
 	tb.add(r1, 1000)
 	tb.add(r2, 1000)
 	tb.add(r3, 1000)
@@ -75,7 +75,7 @@ func TestRoundRobinRemove(t *testing.T) {
 	if diff := cmp.Diff([]string{"3", "2", "3"}, picks(t, &tb, "P", 3)); diff != "" {
 		t.Errorf("after removing 1 (-want +got):\n%s", diff)
 	}
-	stale := &route{id: "2", policy: "P"}
+	stale := &entry{id: "2", policy: "P"}
 	if tb.remove(stale) {
 		t.Error("removed a route that is not the entry for its id")
 	}

@@ -155,7 +155,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hard, kill := context.WithCancel(context.WithoutCancel(ctx))
 	defer kill()
 	g, gctx := errgroup.WithContext(hard)
-	st := newServing()
+	st := newDrainState()
 	if ln != nil {
 		// The listener stays open while the server drains: a proxy that
 		// dials it for each message answers the drain only once the last
@@ -217,7 +217,7 @@ func (s *Server) check(ln net.Listener) error {
 // same way. A refusal is returned. A proxy that closes the connection
 // without acknowledging it, or lets AckTimeout pass (as the homework's
 // proxies do), leaves a server with a listener serving it.
-func (s *Server) register(stop, ctx context.Context, addr string, several bool, port int, handlers *pool, st *serving, role connRole) error {
+func (s *Server) register(stop, ctx context.Context, addr string, several bool, port int, handlers *pool, st *drainState, role connRole) error {
 	log := logger(s.Logger).With("proxy", addr)
 	var delay time.Duration
 	everAcked := false // this proxy is a revproxy Proxy: find it again
@@ -280,7 +280,7 @@ var errNotAcknowledged = errors.New("registration not acknowledged")
 
 // registerOnce dials the proxy, sends the setup message and serves the
 // connection until it ends; acked reports whether the proxy acknowledged.
-func (s *Server) registerOnce(ctx context.Context, addr string, port int, handlers *pool, st *serving, role connRole, acked *bool) error {
+func (s *Server) registerOnce(ctx context.Context, addr string, port int, handlers *pool, st *drainState, role connRole, acked *bool) error {
 	logger(s.Logger).Info("Connecting to the reverse proxy", "addr", addr)
 	c, err := dial(ctx, addr, s.TLSConfig, dialTimeout)
 	if err != nil {
@@ -324,7 +324,7 @@ type connRole int
 // ends Serve. Tagged messages go to
 // the handler pool and are answered as they finish; untagged ones are
 // answered in order, one at a time.
-func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *serving, role connRole, acked *bool) error {
+func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *drainState, role connRole, acked *bool) error {
 	registration := role != connFromListener
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })

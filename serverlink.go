@@ -16,7 +16,7 @@ import (
 // remembers whom to answer, and the server answers in any order.
 type serverLink struct {
 	pc         *pconn
-	route      *route
+	entry      *entry
 	max        int // messages in flight at most
 	maxMessage int // bytes in a forwarded message at most
 	mem        *budget
@@ -137,7 +137,7 @@ func (l *serverLink) forward(client *pconn, fr *frame) forwardResult {
 	out := l.pc.out
 	b := out.begin()
 	start := len(b)
-	b = append(appendData(b, fr, tag(idx, gen), l.route.quoted), '\n')
+	b = append(appendData(b, fr, tag(idx, gen), l.entry.quoted), '\n')
 	n := len(b) - start
 	switch {
 	case n-1 > l.maxMessage:
@@ -147,7 +147,7 @@ func (l *serverLink) forward(client *pconn, fr *frame) forwardResult {
 		out.end(b[:start])
 		return busy
 	}
-	keep := l.route.idempotent
+	keep := l.entry.idempotent
 	if keep && !l.mem.take(len(fr.raw)) {
 		out.end(b[:start])
 		return busy
@@ -244,7 +244,7 @@ func (l *serverLink) expire(idx int) {
 	client, seq, quoted, destid, ms := s.client, s.seq, s.quoted, decodeText(s.srcid), s.timeout
 	l.release(idx)
 	l.mu.Unlock()
-	text := fmt.Sprintf("server %s did not answer within %d ms", l.route.id, ms)
+	text := fmt.Sprintf("server %s did not answer within %d ms", l.entry.id, ms)
 	client.answerMessage(newError(proxyID, destid, codeTimeout, text), seq, quoted)
 }
 
@@ -252,8 +252,8 @@ func (l *serverLink) expire(idx int) {
 // follows the answer on the link, so once the server reads it, it has every
 // message it will get. Those it owes are still relayed.
 func (l *serverLink) drain(p *Proxy, log *slog.Logger) {
-	if p.table.remove(l.route) {
-		log.Info("Server draining", "id", l.route.id, "policy", l.route.policy)
+	if p.table.remove(l.entry) {
+		log.Info("Server draining", "id", l.entry.id, "policy", l.entry.policy)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -265,11 +265,11 @@ func (l *serverLink) drain(p *Proxy, log *slog.Logger) {
 func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
 	w, ok := l.take(fr.seq)
 	if !ok {
-		log.Debug("Answer for no waiting message (timed out, or sent twice)", "server", l.route.id, "seq", fr.seq)
+		log.Debug("Answer for no waiting message (timed out, or sent twice)", "server", l.entry.id, "seq", fr.seq)
 		return
 	}
 	if log.Enabled(ctx, slog.LevelDebug) {
-		log.Debug("Received a reply", "server", l.route.id, "client", decodeText(fr.f[wire.KeyDestID]),
+		log.Debug("Received a reply", "server", l.entry.id, "client", decodeText(fr.f[wire.KeyDestID]),
 			"payload", decodeText(fr.f[wire.KeyPayload]))
 	}
 	w.client.answerFrame(fr, w.seq, w.quoted)
@@ -283,15 +283,15 @@ func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
 func (l *serverLink) refuseAnswer(f *wire.Fields, code, text string, log *slog.Logger) bool {
 	seq, err := decodeSeq(f[wire.KeySeq])
 	if err != nil || seq == 0 {
-		log.Warn("An answer too large without a seq among its first bytes", "server", l.route.id)
+		log.Warn("An answer too large without a seq among its first bytes", "server", l.entry.id)
 		return false
 	}
 	w, ok := l.take(seq)
 	if !ok {
-		log.Warn("Dropped an answer too large for no waiting message", "server", l.route.id, "seq", seq)
+		log.Warn("Dropped an answer too large for no waiting message", "server", l.entry.id, "seq", seq)
 		return true
 	}
-	log.Warn("Refused an answer", "server", l.route.id, "err", text)
+	log.Warn("Refused an answer", "server", l.entry.id, "err", text)
 	w.client.answerMessage(newError(proxyID, decodeText(f[wire.KeyDestID]), code, text), w.seq, w.quoted)
 	return true
 }
@@ -301,8 +301,8 @@ func (l *serverLink) refuseAnswer(f *wire.Fields, code, text string, log *slog.L
 // policy; any other is answered with an error, as the server may or may not
 // have handled it.
 func (l *serverLink) close(ctx context.Context, p *Proxy, log *slog.Logger) {
-	p.table.remove(l.route) // unless it drained, or was replaced
-	log.Info("Server left", "id", l.route.id, "policy", l.route.policy)
+	p.table.remove(l.entry) // unless it drained, or was replaced
+	log.Info("Server left", "id", l.entry.id, "policy", l.entry.policy)
 	l.mu.Lock()
 	l.closed = true
 	owed := make([]slot, 0, len(l.slots)-len(l.free))
@@ -320,13 +320,13 @@ func (l *serverLink) close(ctx context.Context, p *Proxy, log *slog.Logger) {
 	}
 	l.mu.Unlock()
 	// Outside the lock: sending on goes through other links' locks.
-	text := "server " + l.route.id + " went away before answering"
+	text := "server " + l.entry.id + " went away before answering"
 	for _, s := range owed {
-		if l.route.idempotent && s.msg != nil {
+		if l.entry.idempotent && s.msg != nil {
 			var fr frame
 			if fr.decode(s.msg) == nil {
-				log.Info("Sending a message again", "from", l.route.id, "policy", l.route.policy)
-				p.route(ctx, s.client, &fr, fr.policy(), log)
+				log.Info("Sending a message again", "from", l.entry.id, "policy", l.entry.policy)
+				p.dispatch(ctx, s.client, &fr, fr.policy(), log)
 				continue
 			}
 		}

@@ -34,7 +34,7 @@ func (t *table) watch(policy string) (int, <-chan struct{}) {
 	}
 	n := 0
 	if rg := t.policies[policy]; rg != nil {
-		n = len(rg.routes)
+		n = len(rg.entries)
 	}
 	return n, t.changed
 }
