@@ -49,7 +49,7 @@ type table struct {
 // ring is the servers of one policy and the index of the next to pick.
 type ring struct {
 	entries []*entry
-	next   int
+	next    int
 }
 
 // add registers r. An entry with the same id is replaced in place when the
