@@ -35,12 +35,6 @@ func backoff(prev time.Duration) time.Duration {
 	return next/2 + rand.N(next/2+1)
 }
 
-const (
-	connFromListener     connRole = iota // a proxy or client connected to the listener
-	connRegistration                     // the registration, beside a listener
-	connOnlyRegistration                 // the registration of a server with no listener
-)
-
 // readMessage reads and decodes the next message and reports whether the
 // sender wrote numbers as strings.
 func readMessage(r *wire.Reader, m *Message) (quoted bool, err error) {

@@ -19,8 +19,7 @@ type pool struct {
 
 // job is one message for a handler, and where to send the reply.
 type job struct {
-	s      *Server
-	st     *drainState
+	run    *serverRun
 	out    *outbox
 	m      *Message
 	quoted bool
@@ -40,9 +39,9 @@ func (p *pool) submit(ctx context.Context, j job) bool {
 	}
 	if p.running.Add(1) <= p.max {
 		p.g.Go(func() error {
-			j.run(ctx)
+			j.serve(ctx)
 			for j := range p.jobs {
-				j.run(ctx)
+				j.serve(ctx)
 			}
 			return nil
 		})
@@ -64,11 +63,11 @@ func (p *pool) close() {
 	p.g.Wait()
 }
 
-func (j job) run(ctx context.Context) {
-	reply := j.s.handle(ctx, j.m, logger(j.s.Logger))
+func (j job) serve(ctx context.Context) {
+	reply := j.run.handle(ctx, j.m)
 	reply.Seq = j.m.Seq
-	j.s.sendAnswer(j.out, &reply, j.quoted)
-	j.st.answered()
+	j.run.s.sendAnswer(j.out, &reply, j.quoted)
+	j.run.drain.answered()
 }
 
 // sendMessage queues m on out as one JSON line.

@@ -147,36 +147,46 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if ln != nil {
 		port = ln.Addr().(*net.TCPAddr).Port
 	}
-	log := logger(s.Logger)
-	log.Info("Server running", "id", s.ID, "policy", s.Policy, "port", port)
-	handlers := newPool(s.maxHandlers())
-	defer handlers.close()
+	proxies := s.proxies()
+	sr := &serverRun{s: s, log: logger(s.Logger), stop: ctx, port: port, role: connRegistration,
+		several: len(proxies) > 1, handlers: newPool(s.maxHandlers()), drain: newDrainState()}
+	if ln == nil {
+		sr.role = connOnlyRegistration
+	}
+	sr.log.Info("Server running", "id", s.ID, "policy", s.Policy, "port", port)
+	defer sr.handlers.close()
 	// ctx stops new work; hard, cancelled once drained, closes everything.
 	hard, kill := context.WithCancel(context.WithoutCancel(ctx))
 	defer kill()
 	g, gctx := errgroup.WithContext(hard)
-	st := newDrainState()
 	if ln != nil {
 		// The listener stays open while the server drains: a proxy that
 		// dials it for each message answers the drain only once the last
 		// of them has ended.
-		serveConns(gctx, gctx, g, ln, log, func(cctx context.Context, c net.Conn) {
-			s.serveConn(cctx, c, handlers, st, connFromListener, nil)
+		serveConns(gctx, gctx, g, ln, sr.log, func(cctx context.Context, c net.Conn) {
+			sr.serveConn(cctx, c, connFromListener)
 		})
 	}
-	role := connRegistration
-	if ln == nil {
-		role = connOnlyRegistration
-	}
-	proxies := s.proxies()
 	for _, addr := range proxies {
-		g.Go(func() error { return s.register(ctx, gctx, addr, len(proxies) > 1, port, handlers, st, role) })
+		g.Go(func() error { return sr.register(gctx, addr) })
 	}
 	g.Go(func() error {
-		st.drainOnStop(ctx, gctx, s.drainTimeout(), kill, log)
+		sr.drain.drainOnStop(ctx, gctx, s.drainTimeout(), kill, sr.log)
 		return nil
 	})
 	return wait(ctx, g)
+}
+
+// serverRun is one run of [Server.Serve]: what its connections share.
+type serverRun struct {
+	s        *Server
+	log      *slog.Logger
+	stop     context.Context // done when Serve's context is: start nothing new
+	port     int             // the listen port the setup message gives, or 0
+	role     connRole        // of the registration connections
+	several  bool            // registering with more than one proxy
+	handlers *pool
+	drain    *drainState
 }
 
 // drainTimeout returns the grace period for draining, or 0 for none.
@@ -217,14 +227,14 @@ func (s *Server) check(ln net.Listener) error {
 // same way. A refusal is returned. A proxy that closes the connection
 // without acknowledging it, or lets AckTimeout pass (as the homework's
 // proxies do), leaves a server with a listener serving it.
-func (s *Server) register(stop, ctx context.Context, addr string, several bool, port int, handlers *pool, st *drainState, role connRole) error {
-	log := logger(s.Logger).With("proxy", addr)
+func (sr *serverRun) register(ctx context.Context, addr string) error {
+	s, stop := sr.s, sr.stop
+	log := sr.log.With("proxy", addr)
 	var delay time.Duration
 	everAcked := false // this proxy is a revproxy Proxy: find it again
 	failures := 0      // attempts failed in a row
 	for attempt := 0; stop.Err() == nil; attempt++ {
-		var acked bool
-		err := s.registerOnce(ctx, addr, port, handlers, st, role, &acked)
+		acked, err := sr.registerOnce(ctx, addr)
 		everAcked = everAcked || acked
 		var refused *RemoteError
 		switch {
@@ -236,14 +246,14 @@ func (s *Server) register(stop, ctx context.Context, addr string, several bool, 
 			// likely this server's own old connection, not yet seen closed
 		case errors.As(err, &refused):
 			return err // refused for good
-		case attempt == 0 && errors.Is(err, ErrNoProxy) && s.FailFast && !several:
+		case attempt == 0 && errors.Is(err, ErrNoProxy) && s.FailFast && !sr.several:
 			return err
-		case !everAcked && errors.Is(err, errNotAcknowledged) && role == connRegistration:
+		case !everAcked && errors.Is(err, errNotAcknowledged) && sr.role == connRegistration:
 			log.Info("The proxy did not acknowledge the registration; serving the listener", "after", s.ackTimeout())
 			return nil
 		case !everAcked && errors.Is(err, errNotAcknowledged):
 			return &wrapped{msg: fmt.Sprintf("revproxy: the proxy at %s did not acknowledge the registration within %v, and a Server without a listener needs a revproxy Proxy", addr, s.ackTimeout()), err: ErrNoProxy}
-		case !everAcked && errors.Is(err, errRegistrationClosed) && role == connRegistration:
+		case !everAcked && errors.Is(err, errRegistrationClosed) && sr.role == connRegistration:
 			log.Info("The proxy closed the registration connection; serving the listener")
 			return nil
 		case !everAcked && errors.Is(err, errRegistrationClosed):
@@ -280,28 +290,29 @@ var errNotAcknowledged = errors.New("registration not acknowledged")
 
 // registerOnce dials the proxy, sends the setup message and serves the
 // connection until it ends; acked reports whether the proxy acknowledged.
-func (s *Server) registerOnce(ctx context.Context, addr string, port int, handlers *pool, st *drainState, role connRole, acked *bool) error {
-	logger(s.Logger).Info("Connecting to the reverse proxy", "addr", addr)
+func (sr *serverRun) registerOnce(ctx context.Context, addr string) (acked bool, err error) {
+	s := sr.s
+	sr.log.Info("Connecting to the reverse proxy", "addr", addr)
 	c, err := dial(ctx, addr, s.TLSConfig, dialTimeout)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNoProxy, err)
+		return false, fmt.Errorf("%w: %w", ErrNoProxy, err)
 	}
-	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: port, Hold: true, Mux: !s.Legacy,
+	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: sr.port, Hold: true, Mux: !s.Legacy,
 		Idempotent: s.Idempotent, Heartbeat: int(s.heartbeat() / time.Millisecond), Token: s.Token}
 	if _, err := c.Write(append(appendMessage(nil, &setup, s.StringFields), '\n')); err != nil {
 		c.Close()
-		return fmt.Errorf("%w: %w", errRegistrationClosed, err)
+		return false, fmt.Errorf("%w: %w", errRegistrationClosed, err)
 	}
 	if wait := s.ackTimeout(); wait > 0 {
 		// A revproxy Proxy acknowledges before anything else; serveConn
 		// lifts the deadline when it does.
 		c.SetReadDeadline(time.Now().Add(wait))
 	}
-	err = s.serveConn(ctx, c, handlers, st, role, acked)
-	if !*acked && errors.Is(err, os.ErrDeadlineExceeded) {
-		return errNotAcknowledged
+	acked, err = sr.serveConn(ctx, c, sr.role)
+	if !acked && errors.Is(err, os.ErrDeadlineExceeded) {
+		return false, errNotAcknowledged
 	}
-	return err
+	return acked, err
 }
 
 // heartbeat returns the ping interval, or 0 for none.
@@ -318,18 +329,24 @@ func (s *Server) heartbeat() time.Duration {
 // connRole says where a server connection comes from.
 type connRole int
 
+const (
+	connFromListener     connRole = iota // a proxy or client connected to the listener
+	connRegistration                     // the registration, beside a listener
+	connOnlyRegistration                 // the registration of a server with no listener
+)
+
 // serveConn answers the data messages on one connection: from a proxy, a
 // client, or the registration connection, where an error message means the
 // proxy refused the server, and whose end, for a server with no listener,
-// ends Serve. Tagged messages go to
-// the handler pool and are answered as they finish; untagged ones are
-// answered in order, one at a time.
-func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *drainState, role connRole, acked *bool) error {
+// ends Serve; acked reports whether a proxy acknowledged a registration on
+// it. Tagged messages go to the handler pool and are answered as they
+// finish; untagged ones are answered in order, one at a time.
+func (sr *serverRun) serveConn(ctx context.Context, c net.Conn, role connRole) (acked bool, err error) {
+	s, st, log := sr.s, sr.drain, sr.log
 	registration := role != connFromListener
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	log := logger(s.Logger)
 	limit := s.maxMessageSize()
 	r := wire.NewReader(c, limit)
 	r.Skip = true // a message too large is refused alone
@@ -363,38 +380,38 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 			case errors.Is(err, ErrBadMessage):
 				refuse(m.SrcID, m.Seq, s.StringFields, codeBadMessage, err.Error())
 			case registration && ctx.Err() == nil:
-				return fmt.Errorf("%w: %w", errRegistrationClosed, err)
+				return acked, fmt.Errorf("%w: %w", errRegistrationClosed, err)
 			case !isClosed(err) && ctx.Err() == nil:
 				log.Warn("Connection failed", "from", c.RemoteAddr().String(), "err", err)
 			}
-			return nil
+			return acked, nil
 		}
 		switch {
 		case m.Type == TypeData && m.Seq == 0:
 			st.took()
-			reply := s.handle(ctx, m, log)
+			reply := sr.handle(ctx, m)
 			err := s.sendAnswer(out, &reply, quoted)
 			st.answered()
 			if err != nil {
-				return nil
+				return acked, nil
 			}
 		case m.Type == TypeData:
 			st.took()
-			if !handlers.submit(ctx, job{s: s, st: st, out: out, m: m, quoted: quoted}) {
+			if !sr.handlers.submit(ctx, job{run: sr, out: out, m: m, quoted: quoted}) {
 				st.answered()
-				return nil
+				return acked, nil
 			}
 		case m.Type == TypeError && registration:
 			re := remoteError(m)
-			return &wrapped{msg: "revproxy: the proxy refused the registration: " + re.text(), err: re}
+			return acked, &wrapped{msg: "revproxy: the proxy refused the registration: " + re.text(), err: re}
 		case m.Type == TypeSetup && registration:
 			log.Info("Registered with the reverse proxy", "id", m.ID, "policy", m.Policy)
 			c.SetReadDeadline(time.Time{}) // acknowledged within AckTimeout
-			if !*acked {
+			if !acked {
 				st.linkUp(out)
 				defer st.linkDown(out)
 			}
-			if every := s.heartbeat(); every > 0 && !*acked {
+			if every := s.heartbeat(); every > 0 && !acked {
 				alive.start(c, int(every/time.Millisecond))
 				pinger.Add(1)
 				go func() {
@@ -402,14 +419,14 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, handlers *pool, st *
 					ping(out, every, pinging)
 				}()
 			}
-			*acked = true
+			acked = true
 		case m.Type == TypePing && registration:
 			// the proxy's answer: it is alive
 		case m.Type == TypeDrain && registration:
 			st.linkDrained(out) // every message it will send has been read
 		default:
 			refuse(m.SrcID, m.Seq, s.StringFields, codeBadMessage, "unexpected "+m.Type.String()+" message")
-			return nil
+			return acked, nil
 		}
 	}
 }
@@ -434,7 +451,8 @@ func (s *Server) sendAnswer(out *outbox, m *Message, quoted bool) error {
 
 // handle runs the handler on m and builds the answer: a reply, or an error
 // message when the handler fails or panics.
-func (s *Server) handle(ctx context.Context, m *Message, log *slog.Logger) (answer Message) {
+func (sr *serverRun) handle(ctx context.Context, m *Message) (answer Message) {
+	s, log := sr.s, sr.log
 	if log.Enabled(ctx, slog.LevelDebug) {
 		log.Debug("Received a message", "client", m.SrcID, "payload", m.Payload)
 		defer func() {
