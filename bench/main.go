@@ -40,6 +40,7 @@ type config struct {
 	payloads  []int
 	servers   []int // server counts of the scale table
 	idleConns int
+	proxy     string // the broker program of the revproxy systems: brokerChild or brokerRevproc
 }
 
 const (
@@ -56,6 +57,7 @@ func main() {
 	out := fs.String("out", "", "directory for bench.md and throughput.svg (none: report on stdout only)")
 	testdata := fs.String("testdata", filepath.Join("..", "testdata"), "directory of the Python seed proxy and servers")
 	idleConns := fs.Int("idle-conns", 10000, "idle client connections for the memory test (-quick: 1000)")
+	proxy := fs.String("proxy", brokerRevproc, "the program run as revproxy's proxy process: child (this binary, a Proxy with no logger) or revproc (examples/revproc -q, built from the checkout)")
 	role := fs.String("role", "", "internal: run as a helper process")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go -C bench run . [flags]\n\n")
@@ -93,6 +95,11 @@ func main() {
 		payloads:  []int{64, 4096},
 		servers:   []int{1, 2, 100, 1000},
 		idleConns: *idleConns,
+		proxy:     *proxy,
+	}
+	if cfg.proxy != brokerChild && cfg.proxy != brokerRevproc {
+		fmt.Fprintf(os.Stderr, "bench: -proxy must be %s or %s\n", brokerChild, brokerRevproc)
+		os.Exit(2)
 	}
 	if cfg.quick {
 		cfg.clients = []int{1, 32}
@@ -190,6 +197,14 @@ func run(ctx context.Context, cfg *config) error {
 	ours0 := ownCPU()
 	if _, err := raiseNoFile(); err != nil {
 		return fmt.Errorf("raise the open-file limit: %w", err)
+	}
+	defer removeRevproc()
+	if cfg.proxy == brokerRevproc && (cfg.scale || slices.ContainsFunc(cfg.systems, func(name string) bool {
+		return name != "revproxy-inproc" && strings.HasPrefix(name, "revproxy")
+	})) {
+		if _, err := buildRevproc(ctx); err != nil {
+			return fmt.Errorf("%w (-proxy child runs the proxy process without building it)", err)
+		}
 	}
 	runMain(ctx, cfg, res)
 	if cfg.scale && ctx.Err() == nil {
@@ -316,7 +331,7 @@ func runScale(ctx context.Context, cfg *config, res *results) {
 				continue
 			}
 			progress("scale: %d servers, round %d of %d", n, r+1, cfg.repeat)
-			e, err := startRevproxy(ctx, ownProcess, false, n)
+			e, err := startRevproxy(ctx, cfg.proxy, false, n)
 			if err != nil {
 				failed[n] = true
 				if res.scaleErr == "" {
@@ -422,7 +437,7 @@ func markdown(cfg *config, res *results) string {
 	w("- Run time: %s\n", res.elapsed.Round(time.Second))
 	w("- Rounds: %d per point, each a %v warm-up then a %v measured window; tables give the median over the rounds and the lowest–highest req/s\n",
 		cfg.repeat, cfg.warmup, cfg.duration)
-	w("- Shape: each broker (revproxy's Proxy, nats-server, the Python seed proxy) runs as a process of its own, as deployed; this benchmark's process, the load process, holds the 2 servers (revproxy Servers, NATS responders) and the clients, the same for every system. Only `revproxy-inproc`, labelled, runs its Proxy inside the load process.\n")
+	w("- Shape: each broker (revproxy's Proxy, nats-server, the Python seed proxy) runs as a process of its own, as deployed; this benchmark's process, the load process, holds the 2 servers (revproxy Servers, NATS responders) and the clients, the same for every system. Only `revproxy-inproc`, labelled, runs its Proxy inside the load process. revproxy's proxy process: %s.\n", proxyProgram(cfg.proxy))
 	w("- Method: closed loop on 127.0.0.1. Every point (system × clients × payload, and each server count of the scale table) is measured in %d %s. "+
 		"A round measures every system at the same clients and payload one after the other, each started afresh, in an order rotated by one each round; "+
 		"so a slow phase of the machine hits every system alike, and the rounds of one system can be paired with the same rounds of another. "+
@@ -859,4 +874,12 @@ func versusNATS(cfg *config, res *results) []string {
 		out = append(out, line+"; it runs the proxy in the same Go runtime as the servers and clients, which is not how a proxy is deployed, so it does not compare with nats-server.")
 	}
 	return out
+}
+
+// proxyProgram describes the program -proxy names.
+func proxyProgram(name string) string {
+	if name == brokerRevproc {
+		return "`examples/revproc -q`, built from the library checkout"
+	}
+	return "this binary re-run as a `revproxy.Proxy` with default settings and no logger (`-proxy child`)"
 }

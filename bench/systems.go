@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -35,26 +36,20 @@ type system struct {
 // sharedClients is the one client count of the shared-connection systems.
 const sharedClients = 32
 
-// The broker shapes of startRevproxy.
-const (
-	ownProcess = false // the Proxy in a child process, as deployed
-	inProcess  = true  // the Proxy in this process, beside servers and clients
-)
-
 var allSystems = []system{
 	{name: "direct", about: "clients connect straight to 2 revproxy Servers, no proxy", start: startDirect},
-	{name: "revproxy", about: "Client → Proxy → 2 Servers; the Proxy runs in a process of its own (the broker), the Servers and Clients in the load process", start: func(ctx context.Context, _ *config) (*env, error) {
-		return startRevproxy(ctx, ownProcess, false, 2)
+	{name: "revproxy", about: "Client → Proxy → 2 Servers; the Proxy runs in a process of its own (the broker), the Servers and Clients in the load process", start: func(ctx context.Context, cfg *config) (*env, error) {
+		return startRevproxy(ctx, cfg.proxy, false, 2)
 	}},
-	{name: "revproxy-legacy", about: "as revproxy, Servers with Legacy: true (the proxy opens a connection per message)", start: func(ctx context.Context, _ *config) (*env, error) {
-		return startRevproxy(ctx, ownProcess, true, 2)
+	{name: "revproxy-legacy", about: "as revproxy, Servers with Legacy: true (the proxy opens a connection per message)", start: func(ctx context.Context, cfg *config) (*env, error) {
+		return startRevproxy(ctx, cfg.proxy, true, 2)
 	}},
 	{name: "nats", about: "nats-server in a process of its own (the broker); 2 responders in queue group sha1 and the clients (nats.Conn.Request) in the load process", start: startNATS},
 	{name: "revproxy-inproc", about: "**in-process variant, not how a proxy is deployed**: Proxy, 2 Servers and Clients all in the load process, no broker process", start: func(ctx context.Context, _ *config) (*env, error) {
 		return startRevproxy(ctx, inProcess, false, 2)
 	}},
-	{name: "revproxy-1conn", about: fmt.Sprintf("as revproxy, but the %d client goroutines share ONE revproxy Client (one connection, sends multiplexed by seq)", sharedClients), start: func(ctx context.Context, _ *config) (*env, error) {
-		e, err := startRevproxy(ctx, ownProcess, false, 2)
+	{name: "revproxy-1conn", about: fmt.Sprintf("as revproxy, but the %d client goroutines share ONE revproxy Client (one connection, sends multiplexed by seq)", sharedClients), start: func(ctx context.Context, cfg *config) (*env, error) {
+		e, err := startRevproxy(ctx, cfg.proxy, false, 2)
 		return shareOne(e), err
 	}, clients: []int{sharedClients}},
 	{name: "nats-1conn", about: fmt.Sprintf("as nats, but the %d client goroutines share ONE nats.Conn", sharedClients), start: func(ctx context.Context, cfg *config) (*env, error) {
@@ -190,18 +185,26 @@ func revproxySender(id, addr string, stringFields bool) (sendFunc, func()) {
 	return send, func() { c.Close() }
 }
 
+// inProcess is the startRevproxy shape with the Proxy in this process,
+// beside the Servers and clients; the others are brokerChild and
+// brokerRevproc.
+const inProcess = "inproc"
+
 // startRevproxy runs a Proxy and n SHA1 Servers. With inProcess the Proxy
-// runs in this process; otherwise it runs in a child process (this binary
-// with -role proxy), the broker, and the Servers and Clients stay here.
-func startRevproxy(ctx context.Context, inproc, legacy bool, n int) (*env, error) {
+// runs in this process; otherwise it runs in a process of its own, the
+// broker (brokerChild: this binary with -role proxy; brokerRevproc:
+// examples/revproc -q), and the Servers and clients stay here.
+func startRevproxy(ctx context.Context, shape string, legacy bool, n int) (*env, error) {
 	r := newRoles(ctx)
+	regs := newRegistrations()
 	var (
 		addr   string
 		broker int
 		ready  func() error
 		stopPx = func() {}
 	)
-	if inproc {
+	switch shape {
+	case inProcess:
 		ln, err := listen()
 		if err != nil {
 			return nil, err
@@ -213,7 +216,7 @@ func startRevproxy(ctx context.Context, inproc, legacy bool, n int) (*env, error
 			return waitFor(ctx, 30*time.Second, fmt.Sprintf("%d servers to register", n), r.failed,
 				func() bool { return len(p.Servers(policy)) == n })
 		}
-	} else {
+	case brokerChild:
 		child, err := startProxyChild(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("proxy process: %w", err)
@@ -225,6 +228,17 @@ func startRevproxy(ctx context.Context, inproc, legacy bool, n int) (*env, error
 			}
 			return r.failed()
 		}
+	case brokerRevproc:
+		px, a, cleanup, err := startRevproc(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("revproc: %w", err)
+		}
+		addr, broker, stopPx = a, px.pid(), cleanup
+		ready = func() error {
+			return regs.wait(ctx, n, 30*time.Second, r.failed)
+		}
+	default:
+		return nil, fmt.Errorf("unknown proxy shape %q", shape)
 	}
 	stop := func() {
 		r.stop()
@@ -236,7 +250,7 @@ func startRevproxy(ctx context.Context, inproc, legacy bool, n int) (*env, error
 			stop()
 			return nil, err
 		}
-		s := &revproxy.Server{ID: strconv.Itoa(i + 1), Policy: policy, ProxyAddr: addr, Legacy: legacy}
+		s := &revproxy.Server{ID: strconv.Itoa(i + 1), Policy: policy, ProxyAddr: addr, Legacy: legacy, Logger: slog.New(regs)}
 		r.run("server "+s.ID, func(ctx context.Context) error { return s.Serve(ctx, sln) })
 	}
 	if err := ready(); err != nil {
