@@ -237,7 +237,7 @@ func run(ctx context.Context, cfg *config) error {
 		if err := os.WriteFile(filepath.Join(cfg.out, "bench.md"), []byte(report), 0o644); err != nil {
 			return err
 		}
-		subtitle := fmt.Sprintf("%d CPUs, %s; 2 SHA1 servers; median req/s of %d %s of %v",
+		subtitle := fmt.Sprintf("%d CPUs, %s; brokers in own processes, 2 SHA1 servers; median req/s of %d %s of %v",
 			runtime.NumCPU(), res.started.UTC().Format("2006-01-02"), cfg.repeat, plural(cfg.repeat, "round"), cfg.duration)
 		if cfg.repeat > 1 {
 			subtitle += ", bars: lowest to highest round"
