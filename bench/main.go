@@ -237,10 +237,10 @@ func run(ctx context.Context, cfg *config) error {
 		if err := os.WriteFile(filepath.Join(cfg.out, "bench.md"), []byte(report), 0o644); err != nil {
 			return err
 		}
-		subtitle := fmt.Sprintf("%d CPUs, %s; brokers in own processes, 2 SHA1 servers; median req/s of %d %s of %v",
+		subtitle := fmt.Sprintf("%d CPUs, %s; brokers in own processes; median of %d %s of %v",
 			runtime.NumCPU(), res.started.UTC().Format("2006-01-02"), cfg.repeat, plural(cfg.repeat, "round"), cfg.duration)
 		if cfg.repeat > 1 {
-			subtitle += ", bars: lowest to highest round"
+			subtitle += ", bars: lowest to highest"
 		}
 		svg := throughputSVG(fmt.Sprintf("Throughput, %d B payload, closed loop on 127.0.0.1", scalePayload), subtitle, cfg.clients, chartSeries(cfg, res))
 		if err := os.WriteFile(filepath.Join(cfg.out, "throughput.svg"), []byte(svg), 0o644); err != nil {
