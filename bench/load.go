@@ -17,18 +17,20 @@ import (
 
 // point is the result of one measured run.
 type point struct {
-	System   string
-	Clients  int
-	Payload  int
-	Round    int // 1 for the first round of this point
-	Requests int // answered and verified in the window
-	Errors   int // failed or wrong answers, warm-up included
-	FirstErr string
-	Window   time.Duration
-	P50, P99 time.Duration
-	CPU      time.Duration // CPU time of every participant in the window
-	CPUErr   string
-	Others   float64 // share of the machine other processes used in the window
+	System    string
+	Clients   int
+	Payload   int
+	Round     int // 1 for the first round of this point
+	Requests  int // answered and verified in the window
+	Errors    int // failed or wrong answers, warm-up included
+	FirstErr  string
+	Window    time.Duration
+	P50, P99  time.Duration
+	CPU       time.Duration // CPU time of every participant in the window
+	Broker    time.Duration // of which the broker process's; 0 without one
+	HasBroker bool          // the system has a broker process
+	CPUErr    string
+	Others    float64 // share of the machine other processes used in the window
 }
 
 func (p point) RPS() float64 {
@@ -44,6 +46,15 @@ func (p point) CPUPerMsg() float64 {
 		return 0
 	}
 	return float64(p.CPU.Microseconds()) / float64(p.Requests)
+}
+
+// BrokerPerMsg is the broker process's CPU time per answered request, in
+// microseconds.
+func (p point) BrokerPerMsg() float64 {
+	if p.Requests == 0 {
+		return 0
+	}
+	return float64(p.Broker.Microseconds()) / float64(p.Requests)
 }
 
 // worker is one closed-loop client's tally.
@@ -168,18 +179,19 @@ func closedLoop(ctx context.Context, senders []sendFunc, size int, warmup, windo
 	if !sleepUntil(ctx, wStart) {
 		return finish()
 	}
-	c0, err0 := cpu.read()
+	c0, b0, err0 := cpu.read()
 	m0, merr0 := machineBusy()
 	if !sleepUntil(ctx, wEnd) {
 		return finish()
 	}
-	c1, err1 := cpu.read()
+	c1, b1, err1 := cpu.read()
 	m1, merr1 := machineBusy()
 	p.Window = window
+	p.HasBroker = cpu.broker != 0
 	if err := firstErr(err0, err1); err != nil {
 		p.CPUErr = err.Error()
 	} else {
-		p.CPU = c1 - c0
+		p.CPU, p.Broker = c1-c0, b1-b0
 		if firstErr(merr0, merr1) == nil {
 			p.Others = othersShare(m1-m0, p.CPU, window)
 		}
@@ -235,26 +247,37 @@ func makePayload(size int, seed uint64) string {
 	return b.String()
 }
 
-// cpuMeter reads the CPU time of this process and of outside processes.
-type cpuMeter struct{ pids []int }
+// cpuMeter reads the CPU time of this process, of the broker process and
+// of other outside processes.
+type cpuMeter struct {
+	broker int // 0: none
+	pids   []int
+}
 
 // clockTicks is the unit of /proc/PID/stat times (USER_HZ).
 const clockTicks = 100
 
-func (m *cpuMeter) read() (time.Duration, error) {
+// read returns the CPU time of every participant, and of the broker alone.
+func (m *cpuMeter) read() (total, broker time.Duration, err error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	total := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	total = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if m.broker != 0 {
+		if broker, err = procCPU(m.broker); err != nil {
+			return 0, 0, err
+		}
+		total += broker
+	}
 	for _, pid := range m.pids {
 		t, err := procCPU(pid)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		total += t
 	}
-	return total, nil
+	return total, broker, nil
 }
 
 // procCPU returns utime+stime of a process from /proc/PID/stat.

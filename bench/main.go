@@ -40,6 +40,7 @@ type config struct {
 	payloads  []int
 	servers   []int // server counts of the scale table
 	idleConns int
+	proxy     string // the broker program of the revproxy systems: brokerChild or brokerRevproc
 }
 
 const (
@@ -56,6 +57,7 @@ func main() {
 	out := fs.String("out", "", "directory for bench.md and throughput.svg (none: report on stdout only)")
 	testdata := fs.String("testdata", filepath.Join("..", "testdata"), "directory of the Python seed proxy and servers")
 	idleConns := fs.Int("idle-conns", 10000, "idle client connections for the memory test (-quick: 1000)")
+	proxy := fs.String("proxy", brokerRevproc, "the program run as revproxy's proxy process: child (this binary, a Proxy with no logger) or revproc (examples/revproc -q, built from the checkout)")
 	role := fs.String("role", "", "internal: run as a helper process")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go -C bench run . [flags]\n\n")
@@ -93,6 +95,11 @@ func main() {
 		payloads:  []int{64, 4096},
 		servers:   []int{1, 2, 100, 1000},
 		idleConns: *idleConns,
+		proxy:     *proxy,
+	}
+	if cfg.proxy != brokerChild && cfg.proxy != brokerRevproc {
+		fmt.Fprintf(os.Stderr, "bench: -proxy must be %s or %s\n", brokerChild, brokerRevproc)
+		os.Exit(2)
 	}
 	if cfg.quick {
 		cfg.clients = []int{1, 32}
@@ -191,6 +198,14 @@ func run(ctx context.Context, cfg *config) error {
 	if _, err := raiseNoFile(); err != nil {
 		return fmt.Errorf("raise the open-file limit: %w", err)
 	}
+	defer removeRevproc()
+	if cfg.proxy == brokerRevproc && (cfg.scale || slices.ContainsFunc(cfg.systems, func(name string) bool {
+		return name != "revproxy-inproc" && strings.HasPrefix(name, "revproxy")
+	})) {
+		if _, err := buildRevproc(ctx); err != nil {
+			return fmt.Errorf("%w (-proxy child runs the proxy process without building it)", err)
+		}
+	}
 	runMain(ctx, cfg, res)
 	if cfg.scale && ctx.Err() == nil {
 		runScale(ctx, cfg, res)
@@ -222,10 +237,10 @@ func run(ctx context.Context, cfg *config) error {
 		if err := os.WriteFile(filepath.Join(cfg.out, "bench.md"), []byte(report), 0o644); err != nil {
 			return err
 		}
-		subtitle := fmt.Sprintf("%d CPUs, %s; 2 SHA1 servers; median req/s of %d %s of %v",
+		subtitle := fmt.Sprintf("%d CPUs, %s; brokers in own processes; median of %d %s of %v",
 			runtime.NumCPU(), res.started.UTC().Format("2006-01-02"), cfg.repeat, plural(cfg.repeat, "round"), cfg.duration)
 		if cfg.repeat > 1 {
-			subtitle += ", bars: lowest to highest round"
+			subtitle += ", bars: lowest to highest"
 		}
 		svg := throughputSVG(fmt.Sprintf("Throughput, %d B payload, closed loop on 127.0.0.1", scalePayload), subtitle, cfg.clients, chartSeries(cfg, res))
 		if err := os.WriteFile(filepath.Join(cfg.out, "throughput.svg"), []byte(svg), 0o644); err != nil {
@@ -261,7 +276,7 @@ func runMain(ctx context.Context, cfg *config, res *results) {
 					if ctx.Err() != nil {
 						return
 					}
-					if _, skipped := res.skipped[sys.name]; skipped || sys.unsupported[size] != "" {
+					if _, skipped := res.skipped[sys.name]; skipped || sys.unsupported[size] != "" || !sys.runsAt(n) {
 						continue
 					}
 					progress("%s: %d clients, %s, round %d of %d", sys.name, n, fmtSize(size), r+1, cfg.repeat)
@@ -288,6 +303,7 @@ func runMain(ctx context.Context, cfg *config, res *results) {
 			}
 			for _, sys := range active {
 				switch {
+				case !sys.runsAt(n):
 				case sys.unsupported[size] != "":
 					res.points = append(res.points, stat{System: sys.name, Clients: n, Payload: size, NA: sys.unsupported[size]})
 				case len(rounds[sys.name]) > 0:
@@ -300,7 +316,9 @@ func runMain(ctx context.Context, cfg *config, res *results) {
 
 // runScale measures the server-count table, in rounds like runMain: each
 // round runs every server count once, in an order rotated by one each
-// round. A server count that fails to start is left out of later rounds.
+// round. The Proxy runs in a process of its own, the Servers and clients
+// here, as for the revproxy system. A server count that fails to start is
+// left out of later rounds.
 func runScale(ctx context.Context, cfg *config, res *results) {
 	rounds := map[int][]point{}
 	failed := map[int]bool{}
@@ -313,7 +331,7 @@ func runScale(ctx context.Context, cfg *config, res *results) {
 				continue
 			}
 			progress("scale: %d servers, round %d of %d", n, r+1, cfg.repeat)
-			e, err := startRevproxy(ctx, false, n)
+			e, err := startRevproxy(ctx, cfg.proxy, false, n)
 			if err != nil {
 				failed[n] = true
 				if res.scaleErr == "" {
@@ -355,7 +373,7 @@ func measure(ctx context.Context, cfg *config, e *env, n, size int) point {
 		senders = append(senders, send)
 		closers = append(closers, closeFn)
 	}
-	return closedLoop(ctx, senders, size, cfg.warmup, cfg.duration, &cpuMeter{pids: e.pids})
+	return closedLoop(ctx, senders, size, cfg.warmup, cfg.duration, &cpuMeter{broker: e.broker, pids: e.pids})
 }
 
 func progress(format string, args ...any) {
@@ -363,19 +381,20 @@ func progress(format string, args ...any) {
 }
 
 func (p point) summary() string {
-	s := fmt.Sprintf("%s %d clients %d B round %d: %.0f req/s p50 %s p99 %s cpu %.1f µs/msg errors %d other load %.0f%%",
-		p.System, p.Clients, p.Payload, p.Round, p.RPS(), fmtDur(p.P50), fmtDur(p.P99), p.CPUPerMsg(), p.Errors, 100*p.Others)
+	s := fmt.Sprintf("%s %d clients %d B round %d: %.0f req/s p50 %s p99 %s cpu %.1f µs/msg (broker %.1f) errors %d other load %.0f%%",
+		p.System, p.Clients, p.Payload, p.Round, p.RPS(), fmtDur(p.P50), fmtDur(p.P99), p.CPUPerMsg(), p.BrokerPerMsg(), p.Errors, 100*p.Others)
 	if p.FirstErr != "" {
 		s += " (first: " + p.FirstErr + ")"
 	}
 	return s
 }
 
-// chartSeries picks the 64 B points of each system that ran.
+// chartSeries picks the 64 B points of each system that ran at every
+// client count (not the shared-connection ones).
 func chartSeries(cfg *config, res *results) []series {
 	var out []series
 	for _, name := range cfg.systems {
-		if _, skipped := res.skipped[name]; skipped {
+		if _, skipped := res.skipped[name]; skipped || systemNamed(name).clients != nil {
 			continue
 		}
 		s := series{name: name}
@@ -387,6 +406,15 @@ func chartSeries(cfg *config, res *results) []series {
 		out = append(out, s)
 	}
 	return out
+}
+
+func systemNamed(name string) system {
+	for _, s := range allSystems {
+		if s.name == name {
+			return s
+		}
+	}
+	return system{}
 }
 
 // markdown renders the report.
@@ -409,11 +437,12 @@ func markdown(cfg *config, res *results) string {
 	w("- Run time: %s\n", res.elapsed.Round(time.Second))
 	w("- Rounds: %d per point, each a %v warm-up then a %v measured window; tables give the median over the rounds and the lowest–highest req/s\n",
 		cfg.repeat, cfg.warmup, cfg.duration)
+	w("- Shape: each broker (revproxy's Proxy, nats-server, the Python seed proxy) runs as a process of its own, as deployed; this benchmark's process, the load process, holds the 2 servers (revproxy Servers, NATS responders) and the clients, the same for every system. Only `revproxy-inproc`, labelled, runs its Proxy inside the load process. revproxy's proxy process: %s.\n", proxyProgram(cfg.proxy))
 	w("- Method: closed loop on 127.0.0.1. Every point (system × clients × payload, and each server count of the scale table) is measured in %d %s. "+
 		"A round measures every system at the same clients and payload one after the other, each started afresh, in an order rotated by one each round; "+
 		"so a slow phase of the machine hits every system alike, and the rounds of one system can be paired with the same rounds of another. "+
 		"req/s, p50, p99 and CPU µs/msg are each the median of the rounds' values (p50, p99 and CPU over the rounds that answered); `range` is the lowest and highest req/s of the rounds; errors are summed over all rounds. "+
-		"Each client is a goroutine with its own connection that sends a request, waits for the answer and sends again. Every client sends once before the clock starts (to connect), then a %v warm-up, then a %v measured window; requests answered within the window count. A request still unanswered %v after the window (or a first request unanswered after %v) is cancelled and counted as an error. Payloads are printable ASCII; every answer's SHA1 is checked and any failure or mismatch counts as an error (warm-up included). CPU µs/msg is the CPU time (user+system) of every process taking part — this one (clients, and the in-process roles), nats-server or the Python processes — over the window, divided by the requests.\n\n",
+		"Each client is a goroutine with its own connection that sends a request, waits for the answer and sends again. Every client sends once before the clock starts (to connect), then a %v warm-up, then a %v measured window; requests answered within the window count. A request still unanswered %v after the window (or a first request unanswered after %v) is cancelled and counted as an error. Payloads are printable ASCII; every answer's SHA1 is checked and any failure or mismatch counts as an error (warm-up included). CPU µs/msg is the CPU time (user+system) of every process taking part over the window, divided by the requests; `broker` is the part used by the broker process (revproxy's proxy process, nats-server, the Python proxy), `load` the rest: the load process and, for seed, the Python servers. CPU times of other processes come from /proc/PID/stat, in 10 ms ticks.\n\n",
 		cfg.repeat, plural(cfg.repeat, "round"), cfg.warmup, cfg.duration, endGrace, primeTimeout)
 
 	w("## Systems\n\n")
@@ -423,8 +452,9 @@ func markdown(cfg *config, res *results) string {
 		}
 	}
 	w("\n## Results\n\n")
-	w("| system | clients | payload | req/s (median) | range | p50 | p99 | CPU µs/msg | errors |\n")
-	w("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	w("CPU µs/msg: `all` processes taking part, of which the `broker` process (– when there is none) and the rest (`load`). Rows marked \"on 1 conn\" are %d client goroutines sharing one connection.\n\n", sharedClients)
+	w("| system | clients | payload | req/s (median) | range | p50 | p99 | CPU µs/msg all | broker | load | errors |\n")
+	w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	var notes []string
 	for _, name := range cfg.systems {
 		if reason, ok := res.skipped[name]; ok {
@@ -436,7 +466,11 @@ func markdown(cfg *config, res *results) string {
 			if p.System != name {
 				continue
 			}
-			w("%s\n", p.row(p.System, fmt.Sprint(p.Clients)))
+			clients := fmt.Sprint(p.Clients)
+			if systemNamed(name).clients != nil {
+				clients += " on 1 conn"
+			}
+			w("%s\n", p.row(p.System, clients))
 			if note := p.note(); note != "" {
 				notes = append(notes, note)
 			}
@@ -445,12 +479,12 @@ func markdown(cfg *config, res *results) string {
 
 	if cfg.scale {
 		w("\n## Servers on one policy\n\n")
-		w("`revproxy` with %d clients and %d B payloads while 1 to %d Servers (each with its own loopback listener, all in process) are registered on %s.\n\n",
+		w("`revproxy` with %d clients and %d B payloads while 1 to %d Servers (each with its own loopback listener, in the load process) are registered on %s; the Proxy runs in a process of its own, as for `revproxy`.\n\n",
 			scaleClients, scalePayload, cfg.servers[len(cfg.servers)-1], policy)
-		w("| servers | req/s (median) | range | p50 | p99 | CPU µs/msg | errors |\n")
-		w("|--:|--:|--:|--:|--:|--:|--:|\n")
+		w("| servers | req/s (median) | range | p50 | p99 | CPU µs/msg all | broker | load | errors |\n")
+		w("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, sp := range res.scale {
-			w("| %d | %s | %s | %s | %s | %s | %d |\n", sp.servers, fmtRate(sp.RPS), sp.rangeCell(), fmtDur(sp.P50), fmtDur(sp.P99), sp.cpuCell(), sp.Errors)
+			w("| %d | %s | %s | %s | %s | %s | %s | %s | %d |\n", sp.servers, fmtRate(sp.RPS), sp.rangeCell(), fmtDur(sp.P50), fmtDur(sp.P99), sp.cpuCell(), sp.brokerCell(), sp.loadCell(), sp.Errors)
 			if note := sp.note(); note != "" {
 				notes = append(notes, note)
 			}
@@ -472,6 +506,13 @@ func markdown(cfg *config, res *results) string {
 		}
 	}
 
+	if lines := versusNATS(cfg, res); len(lines) > 0 {
+		w("\n## revproxy / nats\n\n")
+		w("Both brokers in a process of their own, the same load process. Ratios of the medians; under 1.00× for req/s, or over 1.00× for latency and CPU, revproxy is worse.\n\n")
+		for _, l := range lines {
+			w("%s\n", l)
+		}
+	}
 	w("\n## Targets\n\n")
 	for _, t := range targets(cfg, res) {
 		w("- %s\n", t)
@@ -758,4 +799,87 @@ func plural(n int, word string) string {
 		return word
 	}
 	return word + "s"
+}
+
+// findPoint returns the main-table point of system at clients and payload,
+// if it answered.
+func findPoint(res *results, system string, clients, payload int) (stat, bool) {
+	if _, skipped := res.skipped[system]; skipped {
+		return stat{}, false
+	}
+	for _, p := range res.points {
+		if p.System == system && p.Clients == clients && p.Payload == payload {
+			return p, p.NA == "" && p.RPS > 0 && p.P50 > 0
+		}
+	}
+	return stat{}, false
+}
+
+// versusNATS compares revproxy with nats, point by point, as a markdown
+// table and notes; nothing when either did not run.
+func versusNATS(cfg *config, res *results) []string {
+	ratio := func(a, b float64) string {
+		if a <= 0 || b <= 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", a/b)
+	}
+	type pair struct{ rp, nt, label string }
+	pairs := []pair{{"revproxy", "nats", ""}}
+	if slices.Contains(cfg.systems, "revproxy-1conn") && slices.Contains(cfg.systems, "nats-1conn") {
+		pairs = append(pairs, pair{"revproxy-1conn", "nats-1conn", " on 1 conn"})
+	}
+	var rows []string
+	for _, pr := range pairs {
+		for _, n := range cfg.clients {
+			for _, size := range cfg.payloads {
+				rp, ok1 := findPoint(res, pr.rp, n, size)
+				nt, ok2 := findPoint(res, pr.nt, n, size)
+				if !ok1 || !ok2 {
+					continue
+				}
+				brokerCell := "?"
+				if rp.CPUOK && nt.CPUOK {
+					brokerCell = fmt.Sprintf("%.1f / %.1f = %s", rp.Broker, nt.Broker, ratio(rp.Broker, nt.Broker))
+				}
+				allCell := "?"
+				if rp.CPUOK && nt.CPUOK {
+					allCell = ratio(rp.CPU, nt.CPU)
+				}
+				rows = append(rows, fmt.Sprintf("| %d%s | %s | %s / %s = **%s** | %s / %s = %s | %s / %s = %s | %s | %s |",
+					n, pr.label, fmtSize(size), fmtRate(rp.RPS), fmtRate(nt.RPS), ratio(rp.RPS, nt.RPS),
+					fmtDur(rp.P50), fmtDur(nt.P50), ratio(float64(rp.P50), float64(nt.P50)),
+					fmtDur(rp.P99), fmtDur(nt.P99), ratio(float64(rp.P99), float64(nt.P99)),
+					brokerCell, allCell))
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	out := []string{
+		"| clients | payload | req/s revproxy / nats | p50 | p99 | broker CPU µs/msg | all CPU µs/msg |",
+		"|--:|--:|--:|--:|--:|--:|--:|",
+	}
+	out = append(out, rows...)
+	rp, ok1 := findPoint(res, "revproxy", scaleClients, scalePayload)
+	in, ok2 := findPoint(res, "revproxy-inproc", scaleClients, scalePayload)
+	nt, ok3 := findPoint(res, "nats", scaleClients, scalePayload)
+	if ok1 && ok2 {
+		line := fmt.Sprintf("\nThe in-process variant, not a deployed shape: at %d clients, %d B, `revproxy-inproc` carried %s req/s, %s the proxy-in-its-own-process figure",
+			scaleClients, scalePayload, fmtRate(in.RPS), ratio(in.RPS, rp.RPS))
+		if ok3 {
+			line += fmt.Sprintf(" and %s nats's", ratio(in.RPS, nt.RPS))
+		}
+		out = append(out, line+"; it runs the proxy in the same Go runtime as the servers and clients, which is not how a proxy is deployed, so it does not compare with nats-server.")
+	}
+	return out
+}
+
+// proxyProgram describes the program -proxy names.
+func proxyProgram(name string) string {
+	if name == brokerRevproc {
+		return "`examples/revproc -q`, built from the library checkout"
+	}
+	return "this binary re-run as a `revproxy.Proxy` with default settings and no logger (`-proxy child`)"
 }

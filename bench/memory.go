@@ -38,12 +38,19 @@ func (r idleResult) perConn(before, after int64) float64 {
 // Commands the proxy child reads on its standard input, one per line.
 const (
 	cmdMem  = "mem"  // answers "mem <go bytes> <goroutines> <nofile>"
+	cmdWait = "wait" // "wait POLICY N": answers "ok" once N servers are registered, or "err ..."
 	cmdQuit = "quit" // stops the proxy and exits
 )
 
-// runProxyChild is the -role proxy process: a Proxy on a free loopback port,
-// announced as "addr HOST:PORT" on standard output, driven by commands on
-// standard input. It exits when told to or when standard input closes.
+// waitTimeout bounds how long the proxy child waits for servers to register.
+const waitTimeout = 30 * time.Second
+
+// runProxyChild is the -role proxy process: a Proxy with default settings
+// and no logger (what examples/revproc -q runs, less its log handler) on a
+// free loopback port, announced as "addr HOST:PORT" on standard output,
+// driven by commands on standard input. It exits when told to or when
+// standard input closes. The benchmark runs it as the broker of the
+// revproxy systems, and for the idle-connection test.
 func runProxyChild() int {
 	nofile, err := raiseNoFile()
 	if err != nil {
@@ -62,7 +69,25 @@ func runProxyChild() int {
 
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		switch in.Text() {
+		f := strings.Fields(in.Text())
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case cmdWait:
+			n, err := 0, error(nil)
+			if len(f) != 3 {
+				err = fmt.Errorf("usage: %s POLICY N", cmdWait)
+			} else if n, err = strconv.Atoi(f[2]); err == nil {
+				wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
+				err = p.WaitServers(wctx, f[1], n)
+				wcancel()
+			}
+			if err != nil {
+				fmt.Printf("err %s\n", oneLine(err.Error()))
+			} else {
+				fmt.Println("ok")
+			}
 		case cmdMem:
 			runtime.GC()
 			var ms runtime.MemStats
@@ -128,7 +153,26 @@ func startProxyChild(ctx context.Context) (*proxyChild, error) {
 	return c, nil
 }
 
-// readLine reads one line of the child's output within 30 seconds.
+// waitServers returns once n servers of policy are registered with the
+// child, or the child's error.
+func (c *proxyChild) waitServers(ctx context.Context, policy string, n int) error {
+	if _, err := fmt.Fprintf(c.in, "%s %s %d\n", cmdWait, policy, n); err != nil {
+		return err
+	}
+	line, err := c.readLine(ctx)
+	switch {
+	case err != nil:
+		return err
+	case line == "ok":
+		return nil
+	}
+	return fmt.Errorf("proxy child: %s", strings.TrimPrefix(line, "err "))
+}
+
+func (c *proxyChild) pid() int { return c.cmd.Process.Pid }
+
+// readLine reads one line of the child's output within 30 seconds (more
+// than waitTimeout).
 func (c *proxyChild) readLine(ctx context.Context) (string, error) {
 	got := make(chan bool, 1)
 	go func() { got <- c.out.Scan() }()
@@ -138,10 +182,10 @@ func (c *proxyChild) readLine(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("proxy child ended its output: %v", c.out.Err())
 		}
 		return c.out.Text(), nil
-	case <-time.After(30 * time.Second):
+	case <-time.After(waitTimeout + 5*time.Second):
 		c.cmd.Process.Kill() // unblocks the reader
 		<-got
-		return "", errors.New("proxy child did not answer within 30s")
+		return "", fmt.Errorf("proxy child did not answer within %v", waitTimeout+5*time.Second)
 	case <-ctx.Done():
 		c.cmd.Process.Kill()
 		<-got

@@ -56,8 +56,8 @@ func findNATS(ctx context.Context) (string, error) {
 	return "", &skipError{"apt-get installed nats-server but the binary is not on PATH, /usr/sbin or /usr/bin"}
 }
 
-// startNATS runs nats-server on a free loopback port and 2 SHA1 responders
-// in queue group sha1 in this process.
+// startNATS runs nats-server, the broker, on a free loopback port and 2
+// SHA1 responders in queue group sha1 in this process.
 func startNATS(ctx context.Context, _ *config) (*env, error) {
 	bin, err := findNATS(ctx)
 	if err != nil {
@@ -157,7 +157,7 @@ func startNATS(ctx context.Context, _ *config) (*env, error) {
 			}
 			return send, nc.Close, nil
 		},
-		pids:    []int{srv.pid()},
+		broker:  srv.pid(),
 		close:   teardown,
 		version: version,
 	}, nil

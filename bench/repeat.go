@@ -19,7 +19,9 @@ type stat struct {
 	RPS, MinRPS, MaxRPS float64       // median, lowest and highest req/s
 	P50, P99            time.Duration // medians over the rounds that answered
 	CPU                 float64       // median CPU µs/msg over the rounds where it was measured
+	Broker, Load        float64       // median broker and load CPU µs/msg (load: every participant but the broker)
 	CPUOK               bool          // some round measured CPU
+	HasBroker           bool          // the system has a broker process
 	Errors              int           // over every round
 	FirstErr            string
 }
@@ -31,7 +33,7 @@ func summarize(rounds []point) stat {
 		return s
 	}
 	s.System, s.Clients, s.Payload = rounds[0].System, rounds[0].Clients, rounds[0].Payload
-	var rps, cpu []float64
+	var rps, cpu, broker, load []float64
 	var p50, p99 []time.Duration
 	for _, p := range rounds {
 		rps = append(rps, p.RPS())
@@ -46,12 +48,15 @@ func summarize(rounds []point) stat {
 		p99 = append(p99, p.P99)
 		if p.CPUErr == "" {
 			cpu = append(cpu, p.CPUPerMsg())
+			broker = append(broker, p.BrokerPerMsg())
+			load = append(load, p.CPUPerMsg()-p.BrokerPerMsg())
+			s.HasBroker = s.HasBroker || p.HasBroker
 		}
 	}
 	s.RPS, s.MinRPS, s.MaxRPS = median(rps), slices.Min(rps), slices.Max(rps)
 	s.P50, s.P99 = medianDur(p50), medianDur(p99)
 	if len(cpu) > 0 {
-		s.CPU, s.CPUOK = median(cpu), true
+		s.CPU, s.Broker, s.Load, s.CPUOK = median(cpu), median(broker), median(load), true
 	}
 	return s
 }
@@ -91,10 +96,10 @@ func rotate[T any](s []T, k int) []T {
 
 func (s stat) row(name, clients string) string {
 	if s.NA != "" {
-		return fmt.Sprintf("| %s | %s | %s | %s | | | | | |", name, clients, fmtSize(s.Payload), s.NA)
+		return fmt.Sprintf("| %s | %s | %s | %s | | | | | | | |", name, clients, fmtSize(s.Payload), s.NA)
 	}
-	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %d |", name, clients, fmtSize(s.Payload),
-		fmtRate(s.RPS), s.rangeCell(), fmtDur(s.P50), fmtDur(s.P99), s.cpuCell(), s.Errors)
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |", name, clients, fmtSize(s.Payload),
+		fmtRate(s.RPS), s.rangeCell(), fmtDur(s.P50), fmtDur(s.P99), s.cpuCell(), s.brokerCell(), s.loadCell(), s.Errors)
 }
 
 // rangeCell is the lowest to the highest req/s over the rounds.
@@ -110,6 +115,25 @@ func (s stat) cpuCell() string {
 		return "?"
 	}
 	return fmt.Sprintf("%.1f", s.CPU)
+}
+
+// brokerCell is the broker process's CPU µs/msg; – without a broker process.
+func (s stat) brokerCell() string {
+	switch {
+	case !s.CPUOK:
+		return "?"
+	case !s.HasBroker:
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", s.Broker)
+}
+
+// loadCell is the CPU µs/msg of every participant but the broker.
+func (s stat) loadCell() string {
+	if !s.CPUOK {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f", s.Load)
 }
 
 // note describes what went wrong at a point, if anything, round by round.

@@ -82,15 +82,16 @@ func startSeed(ctx context.Context, cfg *config) (*env, error) {
 		}
 	}
 	addr := "127.0.0.1:" + proxyPort
-	pids := make([]int, len(procs))
-	for i, p := range procs {
-		pids[i] = p.pid()
+	var pids []int // the servers; the proxy is the broker
+	for _, p := range procs[1:] {
+		pids = append(pids, p.pid())
 	}
 	return &env{
 		connect: func(i, _ int) (sendFunc, func(), error) {
 			send, closeFn := revproxySender(strconv.Itoa(1000+i), addr, true)
 			return send, closeFn, nil
 		},
+		broker:  px.pid(),
 		pids:    pids,
 		close:   teardown,
 		version: version,

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -27,18 +29,39 @@ type system struct {
 	start func(ctx context.Context, cfg *config) (*env, error)
 	// unsupported gives, by payload size, why a point cannot run.
 	unsupported map[int]string
+	// clients, if set, are the only client counts the system runs at.
+	clients []int
 }
 
+// sharedClients is the one client count of the shared-connection systems.
+const sharedClients = 32
+
 var allSystems = []system{
-	{"direct", "clients connect straight to 2 revproxy Servers, no proxy", startDirect, nil},
-	{"revproxy", "Client → Proxy → 2 Servers, in process", func(ctx context.Context, _ *config) (*env, error) {
-		return startRevproxy(ctx, false, 2)
-	}, nil},
-	{"revproxy-legacy", "as revproxy, Servers with Legacy: true (a new connection per message)", func(ctx context.Context, _ *config) (*env, error) {
-		return startRevproxy(ctx, true, 2)
-	}, nil},
-	{"nats", "nats-server, 2 responders in queue group sha1, nats.Conn.Request", startNATS, nil},
-	{"seed", "the Python proxy and 2 Python servers of testdata/", startSeed, map[int]string{4096: seedNA}},
+	{name: "direct", about: "clients connect straight to 2 revproxy Servers, no proxy", start: startDirect},
+	{name: "revproxy", about: "Client → Proxy → 2 Servers; the Proxy runs in a process of its own (the broker), the Servers and Clients in the load process", start: func(ctx context.Context, cfg *config) (*env, error) {
+		return startRevproxy(ctx, cfg.proxy, false, 2)
+	}},
+	{name: "revproxy-legacy", about: "as revproxy, Servers with Legacy: true (the proxy opens a connection per message)", start: func(ctx context.Context, cfg *config) (*env, error) {
+		return startRevproxy(ctx, cfg.proxy, true, 2)
+	}},
+	{name: "nats", about: "nats-server in a process of its own (the broker); 2 responders in queue group sha1 and the clients (nats.Conn.Request) in the load process", start: startNATS},
+	{name: "revproxy-inproc", about: "**in-process variant, not how a proxy is deployed**: Proxy, 2 Servers and Clients all in the load process, no broker process", start: func(ctx context.Context, _ *config) (*env, error) {
+		return startRevproxy(ctx, inProcess, false, 2)
+	}},
+	{name: "revproxy-1conn", about: fmt.Sprintf("as revproxy, but the %d client goroutines share ONE revproxy Client (one connection, sends multiplexed by seq)", sharedClients), start: func(ctx context.Context, cfg *config) (*env, error) {
+		e, err := startRevproxy(ctx, cfg.proxy, false, 2)
+		return shareOne(e), err
+	}, clients: []int{sharedClients}},
+	{name: "nats-1conn", about: fmt.Sprintf("as nats, but the %d client goroutines share ONE nats.Conn", sharedClients), start: func(ctx context.Context, cfg *config) (*env, error) {
+		e, err := startNATS(ctx, cfg)
+		return shareOne(e), err
+	}, clients: []int{sharedClients}},
+	{name: "seed", about: "the Python proxy of testdata/ (the broker) and 2 Python servers, each in a process of its own; the clients in the load process", start: startSeed, unsupported: map[int]string{4096: seedNA}},
+}
+
+// runsAt reports whether the system runs at n clients.
+func (s system) runsAt(n int) bool {
+	return s.clients == nil || slices.Contains(s.clients, n)
 }
 
 // sendFunc sends one payload, waits for the answer and checks its SHA1.
@@ -48,12 +71,38 @@ type sendFunc func(ctx context.Context, payload string) error
 type env struct {
 	// connect opens client i of n, on its own connection.
 	connect func(i, n int) (sendFunc, func(), error)
-	// pids are the outside processes whose CPU time counts.
+	// broker is the pid of the broker process (the proxy or nats-server),
+	// 0 when there is none or it runs in this process.
+	broker int
+	// pids are the other outside processes whose CPU time counts, with
+	// the load process's.
 	pids []int
 	// close stops everything the system started.
 	close func()
 	// version describes the outside software, if any.
 	version string
+}
+
+// shareOne makes every client of e use the connection of the first: the
+// first connect opens it, the others reuse it, and it is closed once.
+func shareOne(e *env) *env {
+	if e == nil {
+		return nil
+	}
+	connect := e.connect
+	var shared sendFunc
+	e.connect = func(i, n int) (sendFunc, func(), error) {
+		if shared != nil {
+			return shared, func() {}, nil
+		}
+		send, closeFn, err := connect(i, n)
+		if err != nil {
+			return nil, nil, err
+		}
+		shared = send
+		return send, closeFn, nil
+	}
+	return e
 }
 
 // skipError marks a system that cannot run on this machine.
@@ -136,29 +185,76 @@ func revproxySender(id, addr string, stringFields bool) (sendFunc, func()) {
 	return send, func() { c.Close() }
 }
 
-// startRevproxy runs a Proxy and n SHA1 Servers in this process.
-func startRevproxy(ctx context.Context, legacy bool, n int) (*env, error) {
+// inProcess is the startRevproxy shape with the Proxy in this process,
+// beside the Servers and clients; the others are brokerChild and
+// brokerRevproc.
+const inProcess = "inproc"
+
+// startRevproxy runs a Proxy and n SHA1 Servers. With inProcess the Proxy
+// runs in this process; otherwise it runs in a process of its own, the
+// broker (brokerChild: this binary with -role proxy; brokerRevproc:
+// examples/revproc -q), and the Servers and clients stay here.
+func startRevproxy(ctx context.Context, shape string, legacy bool, n int) (*env, error) {
 	r := newRoles(ctx)
-	ln, err := listen()
-	if err != nil {
-		return nil, err
+	regs := newRegistrations()
+	var (
+		addr   string
+		broker int
+		ready  func() error
+		stopPx = func() {}
+	)
+	switch shape {
+	case inProcess:
+		ln, err := listen()
+		if err != nil {
+			return nil, err
+		}
+		p := &revproxy.Proxy{}
+		r.run("proxy", func(ctx context.Context) error { return p.Serve(ctx, ln) })
+		addr = ln.Addr().String()
+		ready = func() error {
+			return waitFor(ctx, 30*time.Second, fmt.Sprintf("%d servers to register", n), r.failed,
+				func() bool { return len(p.Servers(policy)) == n })
+		}
+	case brokerChild:
+		child, err := startProxyChild(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("proxy process: %w", err)
+		}
+		addr, broker, stopPx = child.addr, child.pid(), child.stop
+		ready = func() error {
+			if err := child.waitServers(ctx, policy, n); err != nil {
+				return firstErr(r.failed(), err)
+			}
+			return r.failed()
+		}
+	case brokerRevproc:
+		px, a, cleanup, err := startRevproc(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("revproc: %w", err)
+		}
+		addr, broker, stopPx = a, px.pid(), cleanup
+		ready = func() error {
+			return regs.wait(ctx, n, 30*time.Second, r.failed)
+		}
+	default:
+		return nil, fmt.Errorf("unknown proxy shape %q", shape)
 	}
-	p := &revproxy.Proxy{}
-	r.run("proxy", func(ctx context.Context) error { return p.Serve(ctx, ln) })
-	addr := ln.Addr().String()
+	stop := func() {
+		r.stop()
+		stopPx()
+	}
 	for i := range n {
 		sln, err := listen()
 		if err != nil {
-			r.stop()
+			stop()
 			return nil, err
 		}
-		s := &revproxy.Server{ID: strconv.Itoa(i + 1), Policy: policy, ProxyAddr: addr, Legacy: legacy}
+		s := &revproxy.Server{ID: strconv.Itoa(i + 1), Policy: policy, ProxyAddr: addr, Legacy: legacy, Logger: slog.New(regs)}
 		r.run("server "+s.ID, func(ctx context.Context) error { return s.Serve(ctx, sln) })
 	}
-	err = waitFor(ctx, 30*time.Second, fmt.Sprintf("%d servers to register", n), r.failed,
-		func() bool { return len(p.Servers(policy)) == n })
-	if err != nil {
-		r.stop()
+	if err := ready(); err != nil {
+		stop()
 		return nil, err
 	}
 	return &env{
@@ -166,7 +262,8 @@ func startRevproxy(ctx context.Context, legacy bool, n int) (*env, error) {
 			send, closeFn := revproxySender(strconv.Itoa(1000+i), addr, false)
 			return send, closeFn, nil
 		},
-		close: r.stop,
+		broker: broker,
+		close:  stop,
 	}, nil
 }
 
