@@ -86,7 +86,8 @@ type Proxy struct {
 	// proxy dials for each message (legacy servers), and a quarter of it
 	// the connections to any one of them, so that one server that does not
 	// answer cannot take them all; a message that would need one more gets
-	// "overloaded". Zero means 256.
+	// "overloaded". Zero means 1024 (256 to one server); mind the process's
+	// limit on open files.
 	MaxServerConns int
 
 	// TLSConfig, if set, makes the proxy accept only TLS: clients and
@@ -151,7 +152,7 @@ func (p *Proxy) maxQueued() int {
 func (p *Proxy) writeTimeout() time.Duration { return durationOr(p.WriteTimeout, 30*time.Second) }
 
 func (p *Proxy) maxServers() int     { return orDefault(p.MaxServers, 10000) }
-func (p *Proxy) maxServerConns() int { return orDefault(p.MaxServerConns, 256) }
+func (p *Proxy) maxServerConns() int { return orDefault(p.MaxServerConns, 1024) }
 
 // budget returns the memory budget all of p's connections share.
 func (p *Proxy) budget() *budget {
