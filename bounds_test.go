@@ -87,16 +87,14 @@ func holdMany(t *testing.T, p *Proxy, c *Client, policy string, n int) func() {
 	}
 }
 
-// linksInFlight counts the messages in flight on the policy's links.
+// linksInFlight counts the messages the policy's servers have in hand.
 func linksInFlight(p *Proxy, policy string) int {
 	p.table.mu.Lock()
 	defer p.table.mu.Unlock()
 	n := 0
 	if rg := p.table.policies[policy]; rg != nil {
-		for _, r := range rg.entries {
-			r.link.mu.Lock()
-			n += len(r.link.slots) - len(r.link.free)
-			r.link.mu.Unlock()
+		for _, e := range rg.entries {
+			n += e.inFlight()
 		}
 	}
 	return n
@@ -341,21 +339,31 @@ func TestTimedOutMessagesDoNotOverfillLink(t *testing.T) {
 	srv := dialRaw(t, addr) // a server that registers, then reads nothing
 	io.WriteString(srv, `{"type":1,"id":"S","privPolyId":"P","listenport":0,"hold":true,"mux":true}`)
 	waitFor(t, "server to register", func() bool { return len(p.Servers("P")) == 1 })
-	c := newClient(t, addr, "50")
-	payload := strings.Repeat("x", 60<<10)
-	overloaded := false
-	for i := 0; i < 3000 && !overloaded; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
-		_, err := c.Send(ctx, "P", payload)
-		cancel()
-		overloaded = errors.Is(err, ErrOverloaded)
+	c := dialRaw(t, addr)
+	const n = 3000
+	go func() { // messages that time out after 5 ms at the proxy
+		payload := strings.Repeat("x", 60<<10)
+		for i := 1; i <= n; i++ {
+			if _, err := fmt.Fprintf(c, `{"type":0,"srcid":7,"privPoliId":"P","payload":%q,"timeout":5,"seq":%d}`, payload, i); err != nil {
+				return
+			}
+		}
+	}()
+	r := wire.NewReader(c, 1<<20)
+	for i := 0; ; i++ {
+		if i == n {
+			t.Fatalf("%d timed-out messages queued for a server that reads nothing, and no overloaded", n)
+		}
+		if m := readOne(t, c, r); m.Code == codeOverloaded {
+			break
+		}
 	}
-	if !overloaded {
-		t.Fatal("3000 timed-out messages queued for a server that reads nothing, and no overloaded")
-	}
-	r, _ := p.table.next([]byte("P"))
-	if q := r.link.pc.out.queued.Load(); q > int64(p.maxQueued()) {
+	e := p.table.pick([]byte("P"), nil)
+	if q := e.link.pc.out.queued.Load(); q > int64(p.maxQueued()) {
 		t.Errorf("%d bytes queued for the server, over MaxQueued %d", q, p.maxQueued())
+	}
+	if got := e.inFlight(); got >= p.maxPending() {
+		t.Errorf("%d messages in flight: MaxPending, not the queue, said overloaded", got)
 	}
 }
 
@@ -428,17 +436,7 @@ func TestSilentLegacyServerBounded(t *testing.T) {
 			for i := range tt.servers {
 				silentServer(t, addr, fmt.Sprint("L", i), "SILENT")
 			}
-			count := func() int64 {
-				var n int64
-				p.table.mu.Lock()
-				defer p.table.mu.Unlock()
-				for _, r := range p.table.policies["SILENT"].entries {
-					r.mu.Lock()
-					n += int64(r.exchanges)
-					r.mu.Unlock()
-				}
-				return n
-			}
+			count := func() int64 { return int64(linksInFlight(p, "SILENT")) }
 			c := dialRaw(t, addr)
 			var batch strings.Builder
 			const n = 300

@@ -134,10 +134,7 @@ func TestMaxPending(t *testing.T) {
 		}()
 	}
 	waitFor(t, "two messages in flight", func() bool {
-		r, _ := p.table.next([]byte("P"))
-		r.link.mu.Lock()
-		defer r.link.mu.Unlock()
-		return len(r.link.slots)-len(r.link.free) == 2
+		return p.table.pick([]byte("P"), nil).inFlight() == 2
 	})
 	if _, err := c.Send(testContext(t), "P", "x"); !errors.Is(err, ErrOverloaded) {
 		t.Errorf("third message: %v, want ErrOverloaded", err)

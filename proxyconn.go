@@ -126,14 +126,20 @@ func (p *Proxy) authorize(pc *pconn, policy []byte) error {
 // at most once; when none can, or none serves the policy, the client gets
 // an error message.
 func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byte, log *slog.Logger) {
-	r, n := p.table.next(policy)
+	var room [4]*entry
+	tried := room[:0] // the servers offered the message
 	full := false
-	for tried := 1; r != nil; tried++ {
-		if log.Enabled(ctx, slog.LevelDebug) {
-			log.Debug("Forwarding a data message", "server", r.id, "payload", decodeText(fr.f[wire.KeyPayload]))
+	for {
+		e := p.table.pick(policy, tried)
+		if e == nil {
+			break
 		}
-		if r.link != nil {
-			switch r.link.forward(pc, fr) {
+		tried = append(tried, e)
+		if log.Enabled(ctx, slog.LevelDebug) {
+			log.Debug("Forwarding a data message", "server", e.id, "payload", decodeText(fr.f[wire.KeyPayload]))
+		}
+		if e.link != nil {
+			switch e.link.forward(pc, fr) {
 			case forwarded:
 				return
 			case busy:
@@ -142,23 +148,21 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 				pc.answerError(fr, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
 				return
 			}
-		} else if res := r.admit(min(p.maxPending(), max(p.maxServerConns()/4, 1))); res != forwarded {
+		} else if res := e.admit(min(p.maxPending(), max(p.maxServerConns()/4, 1))); res != forwarded {
 			full = full || res == busy
-		} else if p.exchange(ctx, pc, fr, r, log) {
+		} else if p.exchange(ctx, pc, fr, e, log) {
 			return
 		}
-		if tried >= n {
-			if full {
-				pc.answerError(fr, codeOverloaded, fmt.Sprintf("every server of policy %s is busy", policy))
-				return
-			}
-			pc.answerError(fr, codeUnavailable, fmt.Sprintf("no server of policy %s could be reached", policy))
-			return
-		}
-		r, _ = p.table.next(policy)
 	}
-	log.Debug("No server for policy", "policy", string(policy))
-	pc.answerError(fr, codeNoServer, "no server for policy "+string(policy))
+	switch {
+	case len(tried) == 0:
+		log.Debug("No server for policy", "policy", string(policy))
+		pc.answerError(fr, codeNoServer, "no server for policy "+string(policy))
+	case full:
+		pc.answerError(fr, codeOverloaded, fmt.Sprintf("every server of policy %s is busy", policy))
+	default:
+		pc.answerError(fr, codeUnavailable, fmt.Sprintf("no server of policy %s could be reached", policy))
+	}
 }
 
 // refuse answers bad input with an error message; the caller then closes

@@ -2,6 +2,7 @@ package revproxy
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -139,18 +140,37 @@ func (t *table) removeLocked(r *entry) {
 	}
 }
 
-// next returns the policy's next server in rotation, and how many servers
-// the policy has; nil and 0 when none serves it.
-func (t *table) next(policy []byte) (*entry, int) {
+// pick returns the policy's next server in rotation that is not among
+// tried, the servers already offered the message; nil when none is left or
+// none serves the policy. The rotation moves on past the server picked, so
+// that messages go round robin: 1, 2, 1, 2, 1.
+func (t *table) pick(policy []byte, tried []*entry) *entry {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	rg := t.policies[string(policy)]
 	if rg == nil {
-		return nil, 0
+		return nil
 	}
-	r := rg.entries[rg.next]
-	rg.next = (rg.next + 1) % len(rg.entries)
-	return r, len(rg.entries)
+	n := len(rg.entries)
+	for i := range n {
+		k := (rg.next + i) % n
+		if e := rg.entries[k]; !slices.Contains(tried, e) {
+			rg.next = (k + 1) % n
+			return e
+		}
+	}
+	return nil
+}
+
+// inFlight returns the messages the server has in hand: on its link, or in
+// exchanges under way.
+func (e *entry) inFlight() int {
+	if e.link != nil {
+		return e.link.inFlight()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.exchanges
 }
 
 // servers lists the policy's servers in rotation order from the first

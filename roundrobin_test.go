@@ -10,7 +10,7 @@ func picks(t *testing.T, tb *table, policy string, n int) []string {
 	t.Helper()
 	var ids []string
 	for range n {
-		r, _ := tb.next([]byte(policy))
+		r := tb.pick([]byte(policy), nil)
 		if r == nil {
 			ids = append(ids, "<none>")
 			continue
@@ -34,8 +34,8 @@ func TestRoundRobinHomeworkExample(t *testing.T) {
 	if diff := cmp.Diff([]string{"3", "3"}, picks(t, &tb, "PP_2", 2)); diff != "" {
 		t.Errorf("PP_2 picks (-want +got):\n%s", diff)
 	}
-	if r, n := tb.next([]byte("PP_9")); r != nil || n != 0 {
-		t.Errorf("PP_9: got %v, %d; want nothing", r, n)
+	if r := tb.pick([]byte("PP_9"), nil); r != nil {
+		t.Errorf("PP_9: got %v; want nothing", r)
 	}
 }
 
@@ -81,7 +81,34 @@ func TestRoundRobinRemove(t *testing.T) {
 	}
 	tb.remove(r2)
 	tb.remove(r3)
-	if r, _ := tb.next([]byte("P")); r != nil {
+	if r := tb.pick([]byte("P"), nil); r != nil {
 		t.Errorf("empty policy picked %v", r.id)
+	}
+}
+
+// TestPickSkipsTried: a message offered to servers that could not take it
+// goes to each other server once, in rotation, then to none.
+func TestPickSkipsTried(t *testing.T) {
+	var tb table
+	es := []*entry{{id: "1", policy: "P"}, {id: "2", policy: "P"}, {id: "3", policy: "P"}}
+	for _, e := range es {
+		tb.add(e, 1000)
+	}
+	var tried []*entry
+	var got []string
+	for e := tb.pick([]byte("P"), tried); e != nil; e = tb.pick([]byte("P"), tried) {
+		tried = append(tried, e)
+		got = append(got, e.id)
+	}
+	if diff := cmp.Diff([]string{"1", "2", "3"}, got); diff != "" {
+		t.Errorf("picks with tried (-want +got):\n%s", diff)
+	}
+	// The next message starts where the rotation stands, after 3.
+	if diff := cmp.Diff([]string{"1", "2"}, picks(t, &tb, "P", 2)); diff != "" {
+		t.Errorf("after (-want +got):\n%s", diff)
+	}
+	tb.remove(es[0]) // a server leaves while a message is being offered
+	if e := tb.pick([]byte("P"), es[1:2]); e != es[2] {
+		t.Errorf("picked %v, want 3", e)
 	}
 }

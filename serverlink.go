@@ -178,6 +178,13 @@ func (l *serverLink) forward(client *pconn, fr *frame) forwardResult {
 	return forwarded
 }
 
+// inFlight returns the messages in flight on the link.
+func (l *serverLink) inFlight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.slots) - len(l.free)
+}
+
 // arm starts slot idx's timer for its current message; called with l.mu
 // held.
 func (l *serverLink) arm(idx int, d time.Duration) {
