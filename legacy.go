@@ -19,7 +19,8 @@ import (
 // its own for a tagged one. The caller has counted the exchange against
 // r's bound (see entry.admit); exchange ends it. It reports false when r
 // cannot be connected to, so that the message may go to another server.
-func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry, log *slog.Logger) bool {
+func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry) bool {
+	log := pc.log
 	msg := append(appendData(nil, fr, 0, r.quoted), '\n') // a copy: the frame is reused by the next read
 	if len(msg)-1 > p.maxMessageSize() {
 		r.finish()
@@ -63,7 +64,7 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry, lo
 	run := func() {
 		defer done()
 		defer c.Close()
-		p.exchangeOn(ctx, c, r, msg, timeout, w, log)
+		p.exchangeOn(ctx, c, r, msg, timeout, w)
 	}
 	if w.seq == 0 {
 		run()
@@ -81,7 +82,8 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry, lo
 // read one answer, and relay it to w, or an error message when there is
 // none: once written, a message is not sent again, as it may have been
 // handled.
-func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *entry, msg []byte, timeout int, w waiter, log *slog.Logger) {
+func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *entry, msg []byte, timeout int, w waiter) {
+	log := w.client.log
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	fail := func(code, text string) {

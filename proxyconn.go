@@ -56,16 +56,17 @@ func readFrame(r *wire.Reader, fr *frame) error {
 // tagged with seq are forwarded as they arrive and answered as their replies
 // come; untagged ones, as the homework's clients send, one at a time in
 // order.
-func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
+func (p *Proxy) serveClient(ctx context.Context, pc *pconn) {
+	log := pc.log
 	for {
 		fr := &pc.fr
 		if fr.typ != TypeData {
-			pc.refuse(log, "unexpected "+fr.typ.String()+" message on a client connection")
+			pc.refuse("unexpected " + fr.typ.String() + " message on a client connection")
 			return
 		}
 		policy := fr.policy()
 		if len(policy) == 0 {
-			pc.refuse(log, "data message without a policy")
+			pc.refuse("data message without a policy")
 			return
 		}
 		if log.Enabled(ctx, slog.LevelDebug) {
@@ -77,7 +78,7 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 			log.Warn("Refused a message", "client", decodeText(fr.f[wire.KeySrcID]), "policy", string(policy), "err", err)
 			pc.answerError(fr, codeForbidden, err.Error())
 		} else {
-			p.dispatch(ctx, pc, fr, policy, log)
+			p.dispatch(ctx, pc, fr, policy)
 		}
 		if fr.seq == 0 {
 			select {
@@ -92,7 +93,7 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn, log *slog.Logger) {
 		if idle := p.idleTimeout(); idle > 0 {
 			pc.conn.SetReadDeadline(time.Now().Add(idle))
 		}
-		if err := p.read(pc, log); err != nil {
+		if err := p.read(pc); err != nil {
 			return
 		}
 	}
@@ -125,7 +126,8 @@ func (p *Proxy) authorize(pc *pconn, policy []byte) error {
 // under way as it may, or cannot be dialled) is skipped for the next, each
 // at most once; when none can, or none serves the policy, the client gets
 // an error message.
-func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byte, log *slog.Logger) {
+func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byte) {
+	log := pc.log
 	var room [4]*entry
 	tried := room[:0] // the servers offered the message
 	full := false
@@ -150,7 +152,7 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 			}
 		} else if res := e.admit(min(p.maxPending(), max(p.maxServerConns()/4, 1))); res != forwarded {
 			full = full || res == busy
-		} else if p.exchange(ctx, pc, fr, e, log) {
+		} else if p.exchange(ctx, pc, fr, e) {
 			return
 		}
 	}
@@ -167,13 +169,14 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 
 // refuse answers bad input with an error message; the caller then closes
 // the connection.
-func (pc *pconn) refuse(log *slog.Logger, text string) {
-	pc.refuseWith(log, codeBadMessage, text)
+func (pc *pconn) refuse(text string) {
+	pc.refuseWith(codeBadMessage, text)
 }
 
 // refuseWith answers the message in pc.fr with an error message of code;
 // the caller then closes the connection.
-func (pc *pconn) refuseWith(log *slog.Logger, code, text string) {
+func (pc *pconn) refuseWith(code, text string) {
+	log := pc.log
 	log.Warn("Refused", "from", pc.conn.RemoteAddr().String(), "code", code, "err", text)
 	m := newError(proxyID, decodeText(pc.fr.f[wire.KeySrcID]), code, text)
 	pc.send(m, pc.fr.seq, pc.fr.quoted)

@@ -230,23 +230,24 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	}()
 
 	c.SetReadDeadline(time.Now().Add(p.firstMessageTimeout()))
-	if err := p.read(pc, log); err != nil {
+	if err := p.read(pc); err != nil {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
 	switch pc.fr.typ {
 	case TypeSetup:
-		p.serveServer(ctx, pc, log)
+		p.serveServer(ctx, pc)
 	case TypeData:
-		p.serveClient(ctx, pc, log)
+		p.serveClient(ctx, pc)
 	default:
-		pc.refuse(log, "unexpected "+pc.fr.typ.String()+" message")
+		pc.refuse("unexpected " + pc.fr.typ.String() + " message")
 	}
 }
 
 // read reads the next frame of pc. It answers bad input with an error
 // message and logs failures; any error means the connection is done.
-func (p *Proxy) read(pc *pconn, log *slog.Logger) error {
+func (p *Proxy) read(pc *pconn) error {
+	log := pc.log
 	err := readFrame(pc.r, &pc.fr)
 	switch {
 	case err == nil:
@@ -264,16 +265,16 @@ func (p *Proxy) read(pc *pconn, log *slog.Logger) error {
 			_, pc.fr.quoted, _ = decodeInt("type", f[wire.KeyType])
 			limit = tl.Max
 		}
-		pc.refuseWith(log, codeTooLarge, tooLargeText("the message", "proxy's", limit))
+		pc.refuseWith(codeTooLarge, tooLargeText("the message", "proxy's", limit))
 	case errors.Is(err, ErrBadMessage):
 		pc.fr = frame{}
-		pc.refuse(log, err.Error())
+		pc.refuse(err.Error())
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		pc.fr = frame{}
-		pc.refuse(log, "the connection ended inside a message")
+		pc.refuse("the connection ended inside a message")
 	case errors.Is(err, wire.ErrNoMemory):
 		pc.fr = frame{}
-		pc.refuseWith(log, codeOverloaded, "the proxy's memory for messages is used up")
+		pc.refuseWith(codeOverloaded, "the proxy's memory for messages is used up")
 	case !isClosed(err):
 		log.Warn("Connection failed", "from", pc.conn.RemoteAddr().String(), "err", err)
 	}
@@ -283,7 +284,8 @@ func (p *Proxy) read(pc *pconn, log *slog.Logger) error {
 // serveServer serves a connection that began with a setup message: a
 // multiplexed link when the server asked for one, else a registration that
 // may hold the connection open and repeat.
-func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
+func (p *Proxy) serveServer(ctx context.Context, pc *pconn) {
+	log := pc.log
 	var held *entry // the registration that ends with this connection
 	defer func() {
 		if held != nil {
@@ -308,24 +310,24 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 		case pc.fr.typ == TypeSetup:
 			m, err := pc.fr.message()
 			if err != nil {
-				pc.refuse(log, err.Error())
+				pc.refuse(err.Error())
 				return
 			}
 			if m.Mux && held == nil {
-				p.serveLink(ctx, pc, m, log)
+				p.serveLink(ctx, pc, m)
 				return
 			}
 			if held != nil && !m.Hold {
-				pc.refuse(log, "a held registration may only be held")
+				pc.refuse("a held registration may only be held")
 				return
 			}
 			if registered != "" && m.ID != registered {
-				pc.refuse(log, "a connection registers one server id only")
+				pc.refuse("a connection registers one server id only")
 				return
 			}
 			r, err := p.register(pc, m, nil)
 			if err != nil {
-				pc.refuseWith(log, codeFor(err), err.Error())
+				pc.refuseWith(codeFor(err), err.Error())
 				return
 			}
 			registered = r.id
@@ -334,7 +336,7 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 				alive.start(pc.conn, m.Heartbeat)
 			}
 		default:
-			pc.refuse(log, "unexpected "+pc.fr.typ.String()+" message on a server connection")
+			pc.refuse("unexpected " + pc.fr.typ.String() + " message on a server connection")
 			return
 		}
 		alive.extend()
@@ -343,7 +345,7 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn, log *slog.Logger) {
 			// reason to stay silent on it.
 			pc.conn.SetReadDeadline(time.Now().Add(idle))
 		}
-		if err := p.read(pc, log); err != nil {
+		if err := p.read(pc); err != nil {
 			return
 		}
 	}
@@ -396,7 +398,7 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*entry, error
 	if r.owner != nil { // a server that holds its connection learns it is registered
 		pc.sendControl(&Message{Type: TypeSetup, ID: r.id, Policy: r.policy}, pc.fr.quoted)
 	}
-	logger(p.Logger).Info("Receiving setup message", "server", r.id, "policy", r.policy, "port", m.ListenPort, "addr", r.addr, "mux", link != nil)
+	pc.log.Info("Receiving setup message", "server", r.id, "policy", r.policy, "port", m.ListenPort, "addr", r.addr, "mux", link != nil)
 	return r, nil
 }
 

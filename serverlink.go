@@ -57,14 +57,15 @@ func (p *Proxy) newLink(pc *pconn) *serverLink {
 // serveLink registers a multiplexed server and relays its answers until the
 // connection ends; then the server leaves the table and the messages it has
 // not answered get error messages.
-func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.Logger) {
+func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message) {
+	log := pc.log
 	l := p.newLink(pc)
 	r, err := p.register(pc, m, l)
 	if err != nil {
-		pc.refuseWith(log, codeFor(err), err.Error())
+		pc.refuseWith(codeFor(err), err.Error())
 		return
 	}
-	defer l.close(ctx, p, log)
+	defer l.close(ctx, p)
 	pc.r.Skip = true         // an answer too large is refused alone
 	pc.r.Budget = p.budget() // answers may use what clients may not
 	var alive liveness
@@ -73,14 +74,14 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 		alive.extend()
 		if err := readFrame(pc.r, &pc.fr); err != nil {
 			if f, ok := skipped(err); ok {
-				if l.refuseAnswer(f, codeTooLarge, tooLargeText("the answer of server "+r.id, "proxy's", l.maxMessage), log) {
+				if l.refuseAnswer(f, codeTooLarge, tooLargeText("the answer of server "+r.id, "proxy's", l.maxMessage)) {
 					continue
 				}
 				return // whom it was for is unknown: the link's messages get errors
 			}
 			var nm *wire.NoMemoryError
 			if errors.As(err, &nm) {
-				if l.refuseAnswer(prefixFields(nm.Prefix), codeOverloaded, "the proxy's memory for messages is used up", log) {
+				if l.refuseAnswer(prefixFields(nm.Prefix), codeOverloaded, "the proxy's memory for messages is used up") {
 					continue
 				}
 				return
@@ -92,11 +93,11 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message, log *slog.
 		}
 		switch pc.fr.typ {
 		case TypeReply, TypeError:
-			l.deliver(ctx, &pc.fr, log)
+			l.deliver(ctx, &pc.fr)
 		case TypePing:
 			pc.sendControl(&Message{Type: TypePing}, false)
 		case TypeDrain:
-			l.drain(p, log)
+			l.drain(p)
 		default:
 			log.Warn("Unexpected message from server", "server", r.id, "type", pc.fr.typ)
 			return
@@ -258,7 +259,8 @@ func (l *serverLink) expire(idx int) {
 // drain stops sending the server new messages and tells it so: nothing
 // follows the answer on the link, so once the server reads it, it has every
 // message it will get. Those it owes are still relayed.
-func (l *serverLink) drain(p *Proxy, log *slog.Logger) {
+func (l *serverLink) drain(p *Proxy) {
+	log := l.pc.log
 	if p.table.remove(l.entry) {
 		log.Info("Server draining", "id", l.entry.id, "policy", l.entry.policy)
 	}
@@ -269,7 +271,8 @@ func (l *serverLink) drain(p *Proxy, log *slog.Logger) {
 }
 
 // deliver relays a server's answer to the client waiting for it.
-func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
+func (l *serverLink) deliver(ctx context.Context, fr *frame) {
+	log := l.pc.log
 	w, ok := l.take(fr.seq)
 	if !ok {
 		log.Debug("Answer for no waiting message (timed out, or sent twice)", "server", l.entry.id, "seq", fr.seq)
@@ -287,7 +290,8 @@ func (l *serverLink) deliver(ctx context.Context, fr *frame, log *slog.Logger) {
 // It reports false when the answer's first bytes do not say which message
 // it is for: the link must then close, so that its message is not left
 // unanswered.
-func (l *serverLink) refuseAnswer(f *wire.Fields, code, text string, log *slog.Logger) bool {
+func (l *serverLink) refuseAnswer(f *wire.Fields, code, text string) bool {
+	log := l.pc.log
 	seq, err := decodeSeq(f[wire.KeySeq])
 	if err != nil || seq == 0 {
 		log.Warn("An answer too large without a seq among its first bytes", "server", l.entry.id)
@@ -307,7 +311,8 @@ func (l *serverLink) refuseAnswer(f *wire.Fields, code, text string, log *slog.L
 // still owes: one for an idempotent server goes to another server of the
 // policy; any other is answered with an error, as the server may or may not
 // have handled it.
-func (l *serverLink) close(ctx context.Context, p *Proxy, log *slog.Logger) {
+func (l *serverLink) close(ctx context.Context, p *Proxy) {
+	log := l.pc.log
 	p.table.remove(l.entry) // unless it drained, or was replaced
 	log.Info("Server left", "id", l.entry.id, "policy", l.entry.policy)
 	l.mu.Lock()
@@ -333,7 +338,7 @@ func (l *serverLink) close(ctx context.Context, p *Proxy, log *slog.Logger) {
 			var fr frame
 			if fr.decode(s.msg) == nil {
 				log.Info("Sending a message again", "from", l.entry.id, "policy", l.entry.policy)
-				p.dispatch(ctx, s.client, &fr, fr.policy(), log)
+				p.dispatch(ctx, s.client, &fr, fr.policy())
 				continue
 			}
 		}
