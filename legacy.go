@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"syscall"
@@ -24,13 +23,13 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry) bo
 	msg := append(appendData(nil, fr, 0, r.quoted), '\n') // a copy: the frame is reused by the next read
 	if len(msg)-1 > p.maxMessageSize() {
 		r.finish()
-		pc.answerError(fr, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
+		pc.waiterFor(fr).fail(r, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
 		return true
 	}
 	if p.serverConns.Add(1) > int64(p.maxServerConns()) {
 		p.serverConns.Add(-1)
 		r.finish()
-		pc.answerError(fr, codeOverloaded, "the proxy has as many connections to servers open as it may")
+		pc.waiterFor(fr).fail(r, codeOverloaded, "the proxy has as many connections to servers open as it may")
 		return true
 	}
 	done := func() {
@@ -42,7 +41,7 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry) bo
 		done()
 		if localFault(err) { // not the server's fault: it stays
 			log.Warn("Cannot connect to a server for want of resources", "server", r.id, "err", err)
-			pc.answerError(fr, codeOverloaded, "the proxy cannot open a connection: "+err.Error())
+			pc.waiterFor(fr).fail(r, codeOverloaded, "the proxy cannot open a connection: "+err.Error())
 			return true
 		}
 		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)
@@ -53,7 +52,7 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry) bo
 		}
 		return false
 	}
-	w := waiter{client: pc, seq: fr.seq, quoted: fr.quoted, destid: decodeText(fr.f[wire.KeySrcID])}
+	w := pc.waiterFor(fr)
 	timeout := fr.timeout
 	if pc.out.ended.Load() { // the client has gone: nobody to answer
 		c.Close()
@@ -88,7 +87,7 @@ func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *entry, msg []byte
 	defer stop()
 	fail := func(code, text string) {
 		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", text)
-		w.client.answerMessage(newError(proxyID, w.destid, code, text), w.seq, w.quoted)
+		w.fail(r, code, text)
 	}
 	wait := p.serverTimeout()
 	clientWaits := timeout > 0 && millis(timeout) < wait // the client's deadline comes first
@@ -113,10 +112,7 @@ func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *entry, msg []byte
 	err := readFrame(rd, &fr)
 	switch {
 	case err == nil && (fr.typ == TypeReply || fr.typ == TypeError):
-		if log.Enabled(ctx, slog.LevelDebug) {
-			log.Debug("Received a reply", "server", r.id, "client", w.destid, "payload", decodeText(fr.f[wire.KeyPayload]))
-		}
-		w.client.answerFrame(&fr, w.seq, w.quoted)
+		w.relay(r, &fr)
 	case err == nil:
 		fail(codeUnavailable, fmt.Sprintf("server %s answered with a %s message", r.id, fr.typ))
 	case errors.Is(err, ErrTooLarge):

@@ -76,7 +76,9 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn) {
 		pc.owed.Add(1)
 		if err := p.authorize(pc, policy); err != nil {
 			log.Warn("Refused a message", "client", decodeText(fr.f[wire.KeySrcID]), "policy", string(policy), "err", err)
-			pc.answerError(fr, codeForbidden, err.Error())
+			w := pc.waiterFor(fr)
+			w.policy = string(policy)
+			w.fail(nil, codeForbidden, err.Error())
 		} else {
 			p.dispatch(ctx, pc, fr, policy)
 		}
@@ -147,7 +149,7 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 			case busy:
 				full = true
 			case tooLarge:
-				pc.answerError(fr, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
+				pc.waiterFor(fr).fail(e, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
 				return
 			}
 		} else if res := e.admit(min(p.maxPending(), max(p.maxServerConns()/4, 1))); res != forwarded {
@@ -156,14 +158,16 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 			return
 		}
 	}
+	w := pc.waiterFor(fr)
+	w.policy = string(policy)
 	switch {
 	case len(tried) == 0:
-		log.Debug("No server for policy", "policy", string(policy))
-		pc.answerError(fr, codeNoServer, "no server for policy "+string(policy))
+		log.Debug("No server for policy", "policy", w.policy)
+		w.fail(nil, codeNoServer, "no server for policy "+w.policy)
 	case full:
-		pc.answerError(fr, codeOverloaded, fmt.Sprintf("every server of policy %s is busy", policy))
+		w.fail(nil, codeOverloaded, "every server of policy "+w.policy+" is busy")
 	default:
-		pc.answerError(fr, codeUnavailable, fmt.Sprintf("no server of policy %s could be reached", policy))
+		w.fail(nil, codeUnavailable, "no server of policy "+w.policy+" could be reached")
 	}
 }
 
@@ -208,25 +212,6 @@ func codeFor(err error) string {
 		return codeOverloaded
 	}
 	return codeBadMessage
-}
-
-// answerError answers the forwarded message fr with an error message from
-// the proxy.
-func (pc *pconn) answerError(fr *frame, code, text string) {
-	pc.answerMessage(newError(proxyID, decodeText(fr.f[wire.KeySrcID]), code, text), fr.seq, fr.quoted)
-}
-
-// answerMessage queues m as the answer to the forwarded message tagged seq.
-func (pc *pconn) answerMessage(m *Message, seq uint64, quoted bool) {
-	pc.send(m, seq, quoted)
-	pc.settle(seq)
-}
-
-// answerFrame queues a server's answer, fr, to the message tagged seq.
-func (pc *pconn) answerFrame(fr *frame, seq uint64, quoted bool) {
-	b := pc.out.begin()
-	pc.queued(pc.out.end(append(appendAnswer(b, fr, seq, quoted), '\n')))
-	pc.settle(seq)
 }
 
 // send queues m, tagged seq.

@@ -68,7 +68,7 @@ func TestStaleTimerSparesNextMessage(t *testing.T) {
 	if l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"a","seq":1,"timeout":60000}`)) != forwarded {
 		t.Fatal("not forwarded")
 	}
-	l.deliver(context.Background(), mustFrame(t, `{"type":2,"srcid":"S","destid":1,"payload":"x","seq":`+strconv.FormatUint(tag(0, 1), 10)+`}`))
+	l.deliver(mustFrame(t, `{"type":2,"srcid":"S","destid":1,"payload":"x","seq":`+strconv.FormatUint(tag(0, 1), 10)+`}`))
 	client.owed.Add(1)
 	l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"b","seq":2,"timeout":3600000}`))
 	l.expire(0) // the first message's callback, running late
@@ -90,7 +90,7 @@ func TestStaleTimerRace(t *testing.T) {
 		l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"a","seq":1,"timeout":1}`))
 		gen := l.slots[0].gen
 		time.Sleep(time.Millisecond)
-		l.deliver(context.Background(), mustFrame(t, `{"type":2,"srcid":"S","seq":`+strconv.FormatUint(tag(0, gen), 10)+`}`))
+		l.deliver(mustFrame(t, `{"type":2,"srcid":"S","seq":`+strconv.FormatUint(tag(0, gen), 10)+`}`))
 		client.owed.Add(1)
 		l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"b","seq":2,"timeout":3600000}`))
 		time.Sleep(time.Millisecond)
@@ -106,7 +106,7 @@ func TestStaleTimerRace(t *testing.T) {
 		if !busy {
 			t.Fatalf("round %d: the long message expired early", i)
 		}
-		l.deliver(context.Background(), mustFrame(t, `{"type":2,"srcid":"S","seq":`+strconv.FormatUint(tag(idx, gen), 10)+`}`))
+		l.deliver(mustFrame(t, `{"type":2,"srcid":"S","seq":`+strconv.FormatUint(tag(idx, gen), 10)+`}`))
 	}
 }
 

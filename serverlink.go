@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -93,7 +92,7 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message) {
 		}
 		switch pc.fr.typ {
 		case TypeReply, TypeError:
-			l.deliver(ctx, &pc.fr)
+			l.deliver(&pc.fr)
 		case TypePing:
 			pc.sendControl(&Message{Type: TypePing}, false)
 		case TypeDrain:
@@ -213,14 +212,6 @@ func (l *serverLink) release(idx int) {
 	l.free = append(l.free, idx)
 }
 
-// waiter is whom to answer for a slot's message.
-type waiter struct {
-	client *pconn
-	seq    uint64
-	quoted bool
-	destid string
-}
-
 // take frees the slot that the server's answer tagged seq is for, and
 // returns whom to answer; false when no message waits for it (it timed
 // out, or the answer came twice).
@@ -231,10 +222,19 @@ func (l *serverLink) take(seq uint64) (waiter, bool) {
 	if idx < 0 || idx >= len(l.slots) || !l.slots[idx].busy || l.slots[idx].gen != gen {
 		return waiter{}, false
 	}
-	s := &l.slots[idx]
-	w := waiter{client: s.client, seq: s.seq, quoted: s.quoted}
+	w := l.waiter(&l.slots[idx], false)
 	l.release(idx)
 	return w, true
+}
+
+// waiter returns whom to answer for the message in slot s, with the
+// client's id when withID is set (an answer the server sent carries it).
+func (l *serverLink) waiter(s *slot, withID bool) waiter {
+	w := waiter{client: s.client, seq: s.seq, quoted: s.quoted}
+	if withID {
+		w.destid = decodeText(s.srcid)
+	}
+	return w
 }
 
 // expire answers the message in slot idx with ErrTimeout, if it is still
@@ -249,11 +249,10 @@ func (l *serverLink) expire(idx int) {
 		l.mu.Unlock()
 		return
 	}
-	client, seq, quoted, destid, ms := s.client, s.seq, s.quoted, decodeText(s.srcid), s.timeout
+	w, ms := l.waiter(s, true), s.timeout
 	l.release(idx)
 	l.mu.Unlock()
-	text := fmt.Sprintf("server %s did not answer within %d ms", l.entry.id, ms)
-	client.answerMessage(newError(proxyID, destid, codeTimeout, text), seq, quoted)
+	w.fail(l.entry, codeTimeout, fmt.Sprintf("server %s did not answer within %d ms", l.entry.id, ms))
 }
 
 // drain stops sending the server new messages and tells it so: nothing
@@ -271,18 +270,14 @@ func (l *serverLink) drain(p *Proxy) {
 }
 
 // deliver relays a server's answer to the client waiting for it.
-func (l *serverLink) deliver(ctx context.Context, fr *frame) {
+func (l *serverLink) deliver(fr *frame) {
 	log := l.pc.log
 	w, ok := l.take(fr.seq)
 	if !ok {
 		log.Debug("Answer for no waiting message (timed out, or sent twice)", "server", l.entry.id, "seq", fr.seq)
 		return
 	}
-	if log.Enabled(ctx, slog.LevelDebug) {
-		log.Debug("Received a reply", "server", l.entry.id, "client", decodeText(fr.f[wire.KeyDestID]),
-			"payload", decodeText(fr.f[wire.KeyPayload]))
-	}
-	w.client.answerFrame(fr, w.seq, w.quoted)
+	w.relay(l.entry, fr)
 }
 
 // refuseAnswer answers with an error the message whose answer, with fields
@@ -303,7 +298,8 @@ func (l *serverLink) refuseAnswer(f *wire.Fields, code, text string) bool {
 		return true
 	}
 	log.Warn("Refused an answer", "server", l.entry.id, "err", text)
-	w.client.answerMessage(newError(proxyID, decodeText(f[wire.KeyDestID]), code, text), w.seq, w.quoted)
+	w.destid = decodeText(f[wire.KeyDestID])
+	w.fail(l.entry, code, text)
 	return true
 }
 
@@ -342,6 +338,6 @@ func (l *serverLink) close(ctx context.Context, p *Proxy) {
 				continue
 			}
 		}
-		s.client.answerMessage(newError(proxyID, decodeText(s.srcid), codeUnavailable, text), s.seq, s.quoted)
+		l.waiter(&s, true).fail(l.entry, codeUnavailable, text)
 	}
 }
