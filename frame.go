@@ -21,11 +21,18 @@ type frame struct {
 	timeout int // milliseconds the client waits, or 0
 }
 
-// decode scans data into fr. Errors wrap ErrBadMessage.
+// decode scans data into fr: the one place a message's type, seq, size and
+// timeout are parsed, for the proxy's frames and for Message alike. Errors
+// wrap ErrBadMessage. The seq comes first: an answer that fails to decode
+// past it still reaches the Send it answers.
 func (fr *frame) decode(data []byte) error {
-	fr.raw = data
+	fr.raw, fr.typ, fr.quoted, fr.seq, fr.size, fr.timeout = data, 0, false, 0, 0, 0
 	if err := wire.Scan(data, &fr.f); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	var err error
+	if fr.seq, err = decodeSeq(fr.f[wire.KeySeq]); err != nil {
+		return err
 	}
 	raw := fr.f[wire.KeyType]
 	if raw == nil {
@@ -39,17 +46,14 @@ func (fr *frame) decode(data []byte) error {
 	if fr.size, _, err = decodeInt("payloadsize", fr.f[wire.KeyPayloadSize]); err != nil {
 		return err
 	}
-	if fr.timeout, _, err = decodeInt("timeout", fr.f[wire.KeyTimeout]); err != nil {
-		return err
-	}
-	fr.seq, err = decodeSeq(fr.f[wire.KeySeq])
+	fr.timeout, _, err = decodeInt("timeout", fr.f[wire.KeyTimeout])
 	return err
 }
 
 // message decodes the whole frame, for the paths that need a Message.
 func (fr *frame) message() (*Message, error) {
 	m := new(Message)
-	_, err := m.fromFields(&fr.f)
+	err := m.fromFrame(fr)
 	return m, err
 }
 

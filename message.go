@@ -125,32 +125,20 @@ func (m *Message) UnmarshalJSON(data []byte) error {
 
 // decodeMessage decodes data into m and reports whether the sender wrote the
 // type as a string, so that a reply can be written the way the peer writes.
+// On an error m holds the seq, when it could be read.
 func decodeMessage(data []byte, m *Message) (quoted bool, err error) {
-	var f wire.Fields
-	if err := wire.Scan(data, &f); err != nil {
-		*m = Message{}
-		return false, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	var fr frame
+	if err := fr.decode(data); err != nil {
+		*m = Message{Seq: fr.seq}
+		return false, err
 	}
-	return m.fromFields(&f)
+	return fr.quoted, m.fromFrame(&fr)
 }
 
-// fromFields decodes the raw values of a scanned message into m.
-func (m *Message) fromFields(f *wire.Fields) (quoted bool, err error) {
-	*m = Message{}
-	// The seq first: an answer that fails to decode past it still reaches
-	// the Send it answers.
-	if m.Seq, err = decodeSeq(f[wire.KeySeq]); err != nil {
-		return false, err
-	}
-	raw := f[wire.KeyType]
-	if raw == nil {
-		return false, fmt.Errorf("%w: no \"type\"", ErrBadMessage)
-	}
-	t, quoted, err := decodeInt("type", raw)
-	if err != nil {
-		return false, err
-	}
-	m.Type = Type(t)
+// fromFrame decodes the fields of a frame that the frame leaves raw.
+func (m *Message) fromFrame(fr *frame) (err error) {
+	f := &fr.f
+	*m = Message{Type: fr.typ, Seq: fr.seq, PayloadSize: fr.size, Timeout: fr.timeout}
 	m.Policy = decodeText(policyField(f, m.Type))
 	m.ID = decodeText(f[wire.KeyID])
 	m.SrcID = decodeText(f[wire.KeySrcID])
@@ -162,18 +150,10 @@ func (m *Message) fromFields(f *wire.Fields) (quoted bool, err error) {
 	m.Token = decodeText(f[wire.KeyToken])
 	m.Idempotent = decodeBool(f[wire.KeyIdempotent])
 	if m.ListenPort, _, err = decodeInt("listenport", f[wire.KeyListenPort]); err != nil {
-		return false, err
+		return err
 	}
-	if m.PayloadSize, _, err = decodeInt("payloadsize", f[wire.KeyPayloadSize]); err != nil {
-		return false, err
-	}
-	if m.Heartbeat, _, err = decodeInt("heartbeat", f[wire.KeyHeartbeat]); err != nil {
-		return false, err
-	}
-	if m.Timeout, _, err = decodeInt("timeout", f[wire.KeyTimeout]); err != nil {
-		return false, err
-	}
-	return quoted, nil
+	m.Heartbeat, _, err = decodeInt("heartbeat", f[wire.KeyHeartbeat])
+	return err
 }
 
 // policyField returns the raw policy: a data message's "privPoliId", or a

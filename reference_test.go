@@ -153,9 +153,11 @@ var decodeSeeds = []string{
 	`{"type":1,"listenport":"x"}`, `{"srcid":1}`, `[0]`, `null`, `{"type":0} x`,
 }
 
-// FuzzFrameMatchesMessage checks that the proxy's raw forwarding writes what
-// decoding into a Message and encoding it again would, as any peer reads it.
-func FuzzFrameMatchesMessage(f *testing.F) {
+// FuzzForwardPreservesMessage checks that what the proxy forwards, written
+// from the raw frame it read (appendData, appendAnswer), is the message a
+// Server or Client reads from it: the same as encoding the decoded Message
+// again (appendMessage), the codec those roles use.
+func FuzzForwardPreservesMessage(f *testing.F) {
 	for _, s := range decodeSeeds {
 		f.Add([]byte(s), false)
 	}
