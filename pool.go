@@ -2,9 +2,8 @@ package revproxy
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // pool runs handlers on at most max goroutines. Workers start as work
@@ -14,7 +13,7 @@ type pool struct {
 	max     int32
 	jobs    chan job
 	running atomic.Int32
-	g       errgroup.Group
+	workers sync.WaitGroup
 }
 
 // job is one message for a handler, and where to send the reply.
@@ -38,12 +37,11 @@ func (p *pool) submit(ctx context.Context, j job) bool {
 	default:
 	}
 	if p.running.Add(1) <= p.max {
-		p.g.Go(func() error {
+		p.workers.Go(func() {
 			j.serve(ctx)
 			for j := range p.jobs {
 				j.serve(ctx)
 			}
-			return nil
 		})
 		return true
 	}
@@ -60,7 +58,7 @@ func (p *pool) submit(ctx context.Context, j job) bool {
 // submitted after it.
 func (p *pool) close() {
 	close(p.jobs)
-	p.g.Wait()
+	p.workers.Wait()
 }
 
 func (j job) serve(ctx context.Context) {
