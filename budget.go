@@ -42,9 +42,11 @@ func (b *budget) give(n int) {
 	}
 }
 
-// Take and Give let a wire.Reader draw on the budget.
+// Take lets a wire.Reader draw on the budget.
 func (b *budget) Take(n int) bool { return b.take(n) }
-func (b *budget) Give(n int)      { b.give(n) }
+
+// Give lets a wire.Reader give back what it took.
+func (b *budget) Give(n int) { b.give(n) }
 
 // clientShare is the part of a budget that reading clients' messages may
 // take: the rest is kept for reading servers' answers, so that clients
@@ -52,5 +54,8 @@ func (b *budget) Give(n int)      { b.give(n) }
 // links that answer everyone else.
 type clientShare struct{ b *budget }
 
+// Take takes n bytes unless they would pass three quarters of the budget.
 func (c clientShare) Take(n int) bool { return c.b.takeWithin(n, c.b.max/4*3) }
-func (c clientShare) Give(n int)      { c.b.give(n) }
+
+// Give gives back n bytes taken before.
+func (c clientShare) Give(n int) { c.b.give(n) }

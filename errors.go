@@ -110,7 +110,10 @@ type wrapped struct {
 	err error
 }
 
+// Error returns the message of its own.
 func (e *wrapped) Error() string { return e.msg }
+
+// Unwrap returns the error it stands for.
 func (e *wrapped) Unwrap() error { return e.err }
 
 // Is reports whether target is the sentinel error for e's code, or one that

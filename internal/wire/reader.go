@@ -147,7 +147,10 @@ type NoMemoryError struct {
 	Prefix []byte // as in TooLargeError
 }
 
-func (e *NoMemoryError) Error() string        { return ErrNoMemory.Error() }
+// Error says what ErrNoMemory says.
+func (e *NoMemoryError) Error() string { return ErrNoMemory.Error() }
+
+// Is makes a NoMemoryError match ErrNoMemory.
 func (e *NoMemoryError) Is(target error) bool { return target == ErrNoMemory }
 
 // skip passes over the rest of an object found to be over the limit, whose
