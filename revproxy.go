@@ -201,7 +201,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	log.Info("Running the reverse proxy", "addr", ln.Addr().String(), "tls", p.TLSConfig != nil)
 	g, gctx := errgroup.WithContext(ctx)
-	serveConns(gctx, gctx, g, ln, log, p.serveConn)
+	serveConns(gctx, g, ln, log, p.serveConn)
 	return wait(ctx, g)
 }
 

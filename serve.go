@@ -13,14 +13,10 @@ import (
 )
 
 // serveConns accepts connections on ln in g and handles each in its own
-// goroutine of g: until accepting is done, when it closes ln, and until ctx
-// is done, when it also closes the connections.
-func serveConns(accepting, ctx context.Context, g *errgroup.Group, ln net.Listener, log *slog.Logger, handle func(context.Context, net.Conn)) {
+// goroutine of g until ctx is done; then it closes ln and the connections.
+func serveConns(ctx context.Context, g *errgroup.Group, ln net.Listener, log *slog.Logger, handle func(context.Context, net.Conn)) {
 	g.Go(func() error {
-		select {
-		case <-accepting.Done():
-		case <-ctx.Done():
-		}
+		<-ctx.Done()
 		ln.Close()
 		return nil
 	})
@@ -29,7 +25,7 @@ func serveConns(accepting, ctx context.Context, g *errgroup.Group, ln net.Listen
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				if accepting.Err() != nil || ctx.Err() != nil {
+				if ctx.Err() != nil {
 					return nil
 				}
 				if errors.Is(err, net.ErrClosed) {

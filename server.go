@@ -163,7 +163,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// The listener stays open while the server drains: a proxy that
 		// dials it for each message answers the drain only once the last
 		// of them has ended.
-		serveConns(gctx, gctx, g, ln, sr.log, func(cctx context.Context, c net.Conn) {
+		serveConns(gctx, g, ln, sr.log, func(cctx context.Context, c net.Conn) {
 			sr.serveConn(cctx, c, connFromListener)
 		})
 	}
