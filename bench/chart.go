@@ -13,12 +13,13 @@ type series struct {
 }
 
 var seriesStyle = map[string]struct{ color, dash string }{
-	"direct":          {"#6b6b6b", "6 4"},
-	"revproxy":        {"#1f6fd1", ""},
-	"revproxy-legacy": {"#7fb2f0", "8 3 2 3"},
-	"revproxy-inproc": {"#1f6fd1", "2 4"},
-	"nats":            {"#2a9d3f", ""},
-	"seed":            {"#d1352b", ""},
+	"direct":            {"#6b6b6b", "6 4"},
+	"revproxy":          {"#1f6fd1", ""},
+	"revproxy-legacy":   {"#7fb2f0", "8 3 2 3"},
+	"revproxy-inproc":   {"#1f6fd1", "2 4"},
+	"revproxy-baseline": {"#0b3d7a", "4 3"},
+	"nats":              {"#2a9d3f", ""},
+	"seed":              {"#d1352b", ""},
 }
 
 // throughputSVG draws the median req/s against clients, both on log scales,

@@ -41,6 +41,7 @@ type config struct {
 	servers   []int // server counts of the scale table
 	idleConns int
 	proxy     string // the broker program of the revproxy systems: brokerChild or brokerRevproc
+	baseline  string // another checkout of the library, for revproxy-baseline; "" for none
 }
 
 const (
@@ -58,6 +59,7 @@ func main() {
 	testdata := fs.String("testdata", filepath.Join("..", "testdata"), "directory of the Python seed proxy and servers")
 	idleConns := fs.Int("idle-conns", 10000, "idle client connections for the memory test (-quick: 1000)")
 	proxy := fs.String("proxy", brokerRevproc, "the program run as revproxy's proxy process: child (this binary, a Proxy with no logger) or revproc (examples/revproc -q, built from the checkout)")
+	baseline := fs.String("baseline", "", "DIR, the root of another checkout of the library; adds the system revproxy-baseline, revproxy with that checkout's examples/revproc as the proxy process")
 	role := fs.String("role", "", "internal: run as a helper process")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go -C bench run . [flags]\n\n")
@@ -101,6 +103,20 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: -proxy must be %s or %s\n", brokerChild, brokerRevproc)
 		os.Exit(2)
 	}
+	if *baseline != "" {
+		dir, err := checkoutDir(*baseline)
+		if err == nil && cfg.proxy != brokerRevproc {
+			err = fmt.Errorf("-baseline compares two builds of examples/revproc; it needs -proxy %s", brokerRevproc)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		cfg.baseline = dir
+		if !set["systems"] {
+			*systems += ",revproxy-baseline"
+		}
+	}
 	if cfg.quick {
 		cfg.clients = []int{1, 32}
 		cfg.servers = []int{2, 100}
@@ -134,7 +150,20 @@ func main() {
 	}
 }
 
+// defaultSystems is what runs when -systems is not given: every system but
+// the ones that need -baseline, then the scale table and the idle test.
 func defaultSystems() []string {
+	var names []string
+	for _, s := range allSystems {
+		if !s.baseline {
+			names = append(names, s.name)
+		}
+	}
+	return append(names, "scale", "idle")
+}
+
+// knownSystems is every name -systems takes.
+func knownSystems() []string {
 	var names []string
 	for _, s := range allSystems {
 		names = append(names, s.name)
@@ -142,8 +171,23 @@ func defaultSystems() []string {
 	return append(names, "scale", "idle")
 }
 
+// checkoutDir makes dir absolute and checks that it holds a checkout of
+// the library with examples/revproc.
+func checkoutDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("-baseline %s: %w", dir, err)
+	}
+	for _, f := range []string{"go.mod", filepath.Join("examples", "revproc", "main.go")} {
+		if _, err := os.Stat(filepath.Join(abs, f)); err != nil {
+			return "", fmt.Errorf("-baseline %s is not a checkout of the library: %w", dir, err)
+		}
+	}
+	return abs, nil
+}
+
 func (cfg *config) setSystems(list string) error {
-	known := defaultSystems()
+	known := knownSystems()
 	for name := range strings.SplitSeq(list, ",") {
 		name = strings.TrimSpace(name)
 		switch {
@@ -152,6 +196,8 @@ func (cfg *config) setSystems(list string) error {
 			cfg.scale = true
 		case name == "idle":
 			cfg.idle = true
+		case systemNamed(name).baseline && cfg.baseline == "":
+			return fmt.Errorf("%s needs -baseline DIR", name)
 		case slices.Contains(known, name):
 			if !slices.Contains(cfg.systems, name) {
 				cfg.systems = append(cfg.systems, name)
@@ -202,8 +248,13 @@ func run(ctx context.Context, cfg *config) error {
 	if cfg.proxy == brokerRevproc && (cfg.scale || slices.ContainsFunc(cfg.systems, func(name string) bool {
 		return name != "revproxy-inproc" && strings.HasPrefix(name, "revproxy")
 	})) {
-		if _, err := buildRevproc(ctx); err != nil {
+		if _, err := buildRevproc(ctx, ""); err != nil {
 			return fmt.Errorf("%w (-proxy child runs the proxy process without building it)", err)
+		}
+	}
+	if cfg.baseline != "" && slices.Contains(cfg.systems, "revproxy-baseline") {
+		if _, err := buildRevproc(ctx, cfg.baseline); err != nil {
+			return fmt.Errorf("-baseline: %w", err)
 		}
 	}
 	runMain(ctx, cfg, res)
@@ -331,7 +382,7 @@ func runScale(ctx context.Context, cfg *config, res *results) {
 				continue
 			}
 			progress("scale: %d servers, round %d of %d", n, r+1, cfg.repeat)
-			e, err := startRevproxy(ctx, cfg.proxy, false, n)
+			e, err := startRevproxy(ctx, cfg, cfg.proxy, false, n)
 			if err != nil {
 				failed[n] = true
 				if res.scaleErr == "" {
@@ -432,12 +483,19 @@ func markdown(cfg *config, res *results) string {
 	if v := libraryVersion(cfg.testdata); v != "" {
 		w("- Library: %s\n", v)
 	}
+	if cfg.baseline != "" {
+		v := libraryVersion(cfg.baseline)
+		if v == "" {
+			v = "not a git work tree"
+		}
+		w("- Baseline (`revproxy-baseline`): `examples/revproc -q` built from %s, %s\n", cfg.baseline, v)
+	}
 	w("- Other load: processes outside the benchmark used %.0f%% of the machine's CPU time during the run (load average at the start: %s)\n", 100*res.others, res.loadavg)
 	w("- Command: `%s`\n", command())
 	w("- Run time: %s\n", res.elapsed.Round(time.Second))
 	w("- Rounds: %d per point, each a %v warm-up then a %v measured window; tables give the median over the rounds and the lowest–highest req/s\n",
 		cfg.repeat, cfg.warmup, cfg.duration)
-	w("- Shape: each broker (revproxy's Proxy, nats-server, the Python seed proxy) runs as a process of its own, as deployed; this benchmark's process, the load process, holds the 2 servers (revproxy Servers, NATS responders) and the clients, the same for every system. Only `revproxy-inproc`, labelled, runs its Proxy inside the load process. revproxy's proxy process: %s.\n", proxyProgram(cfg.proxy))
+	w("- Shape: each broker (revproxy's Proxy, nats-server, the Python seed proxy) runs as a process of its own, as deployed; this benchmark's process, the load process, holds the 2 servers (revproxy Servers, NATS responders) and the clients, the same for every system. Only `revproxy-inproc`, labelled, runs its Proxy inside the load process. revproxy's proxy process: %s.\n", proxyProgram(cfg))
 	w("- Method: closed loop on 127.0.0.1. Every point (system × clients × payload, and each server count of the scale table) is measured in %d %s. "+
 		"A round measures every system at the same clients and payload one after the other, each started afresh, in an order rotated by one each round; "+
 		"so a slow phase of the machine hits every system alike, and the rounds of one system can be paired with the same rounds of another. "+
@@ -506,6 +564,15 @@ func markdown(cfg *config, res *results) string {
 		}
 	}
 
+	if lines := versusBaseline(cfg, res); len(lines) > 0 {
+		w("\n## revproxy / revproxy-baseline\n\n")
+		w("The same program, `examples/revproc -q`, built from this checkout (`revproxy`) and from the baseline (`revproxy-baseline`), each in a process of its own, with the same load process, measured in the same rounds. " +
+			"Ratios of the medians; under 1.00× for req/s, or over 1.00× for latency and CPU, the current proxy is worse. " +
+			"`by round` pairs the rounds (revproxy round k / revproxy-baseline round k, measured seconds apart) and gives the lowest and highest of those req/s ratios, which shows how far the rounds scatter.\n\n")
+		for _, l := range lines {
+			w("%s\n", l)
+		}
+	}
 	if lines := versusNATS(cfg, res); len(lines) > 0 {
 		w("\n## revproxy / nats\n\n")
 		w("Both brokers in a process of their own, the same load process. Ratios of the medians; under 1.00× for req/s, or over 1.00× for latency and CPU, revproxy is worse.\n\n")
@@ -876,10 +943,51 @@ func versusNATS(cfg *config, res *results) []string {
 	return out
 }
 
-// proxyProgram describes the program -proxy names.
-func proxyProgram(name string) string {
-	if name == brokerRevproc {
-		return "`examples/revproc -q`, built from the library checkout"
+// versusBaseline compares revproxy with revproxy-baseline, point by point,
+// as a markdown table; nothing when either did not run.
+func versusBaseline(cfg *config, res *results) []string {
+	ratio := func(a, b float64) string {
+		if a <= 0 || b <= 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", a/b)
 	}
-	return "this binary re-run as a `revproxy.Proxy` with default settings and no logger (`-proxy child`)"
+	var rows []string
+	for _, n := range cfg.clients {
+		for _, size := range cfg.payloads {
+			rp, ok1 := findPoint(res, "revproxy", n, size)
+			bl, ok2 := findPoint(res, "revproxy-baseline", n, size)
+			if !ok1 || !ok2 {
+				continue
+			}
+			brokerCell := "?"
+			if rp.CPUOK && bl.CPUOK {
+				brokerCell = fmt.Sprintf("%.1f / %.1f = %s", rp.Broker, bl.Broker, ratio(rp.Broker, bl.Broker))
+			}
+			rows = append(rows, fmt.Sprintf("| %d | %s | %s / %s = **%s** | %s | %s / %s = %s | %s / %s = %s | %s |",
+				n, fmtSize(size), fmtRate(rp.RPS), fmtRate(bl.RPS), ratio(rp.RPS, bl.RPS), pairedRange(rp, bl),
+				fmtDur(rp.P50), fmtDur(bl.P50), ratio(float64(rp.P50), float64(bl.P50)),
+				fmtDur(rp.P99), fmtDur(bl.P99), ratio(float64(rp.P99), float64(bl.P99)),
+				brokerCell))
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return append([]string{
+		"| clients | payload | req/s revproxy / revproxy-baseline | by round | p50 | p99 | broker CPU µs/msg |",
+		"|--:|--:|--:|--:|--:|--:|--:|",
+	}, rows...)
+}
+
+// proxyProgram describes the program -proxy names, and the baseline's.
+func proxyProgram(cfg *config) string {
+	if cfg.proxy != brokerRevproc {
+		return "this binary re-run as a `revproxy.Proxy` with default settings and no logger (`-proxy child`)"
+	}
+	s := "`examples/revproc -q`, built from the library checkout"
+	if cfg.baseline != "" {
+		s += "; `revproxy-baseline`'s: the same program built from the baseline checkout (`-baseline`)"
+	}
+	return s
 }

@@ -191,3 +191,29 @@ func roundRatios(a, b stat, goal float64) (text string, met, total int) {
 	}
 	return strings.Join(parts, "; "), met, total
 }
+
+// pairedRange pairs the rounds of a and b by round number and gives the
+// lowest and highest a/b req/s ratio, and in how many rounds a was at least
+// as fast as b; – with fewer than two pairs.
+func pairedRange(a, b stat) string {
+	byRound := map[int]point{}
+	for _, p := range b.Rounds {
+		byRound[p.Round] = p
+	}
+	var ratios []float64
+	for _, pa := range a.Rounds {
+		if pb, ok := byRound[pa.Round]; ok && pa.RPS() > 0 && pb.RPS() > 0 {
+			ratios = append(ratios, pa.RPS()/pb.RPS())
+		}
+	}
+	if len(ratios) < 2 {
+		return "–"
+	}
+	atLeast := 0
+	for _, r := range ratios {
+		if r >= 1 {
+			atLeast++
+		}
+	}
+	return fmt.Sprintf("%.2f–%.2f× (%d of %d ≥ 1.00×)", slices.Min(ratios), slices.Max(ratios), atLeast, len(ratios))
+}

@@ -20,44 +20,77 @@ const (
 	brokerRevproc = "revproc" // examples/revproc -q, built from the library checkout
 )
 
-// revprocBuild builds examples/revproc once per run.
-var revprocBuild struct {
+// revprocBuilds holds the examples/revproc built in this run, by library
+// checkout ("" for the one this module uses); each is built once.
+var revprocBuilds struct {
+	mu     sync.Mutex
+	builds map[string]*revprocBuild
+}
+
+type revprocBuild struct {
 	once sync.Once
 	dir  string
 	bin  string
 	err  error
 }
 
-// buildRevproc builds examples/revproc of the library this module uses
-// (the replace directive points it at the checkout) into a temporary
-// directory, once.
-func buildRevproc(ctx context.Context) (string, error) {
-	b := &revprocBuild
+// buildRevproc builds examples/revproc into a temporary directory, once per
+// checkout. With checkout "" it is the library this module uses (the
+// replace directive points it at this checkout); otherwise checkout is the
+// root of another checkout of the library (-baseline), and go build runs
+// there, with that checkout's go.mod.
+func buildRevproc(ctx context.Context, checkout string) (string, error) {
+	revprocBuilds.mu.Lock()
+	if revprocBuilds.builds == nil {
+		revprocBuilds.builds = map[string]*revprocBuild{}
+	}
+	b := revprocBuilds.builds[checkout]
+	if b == nil {
+		b = &revprocBuild{}
+		revprocBuilds.builds[checkout] = b
+	}
+	revprocBuilds.mu.Unlock()
 	b.once.Do(func() {
 		if b.dir, b.err = os.MkdirTemp("", "bench-revproc-"); b.err != nil {
 			return
 		}
 		b.bin = filepath.Join(b.dir, "revproc")
-		progress("building examples/revproc")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "github.com/seed-c202d8a5/revproxy/examples/revproc")
+		var cmd *exec.Cmd
+		if checkout == "" {
+			progress("building examples/revproc")
+			cmd = exec.CommandContext(ctx, "go", "build", "-o", b.bin, "github.com/seed-c202d8a5/revproxy/examples/revproc")
+		} else {
+			progress("building examples/revproc of the baseline %s", checkout)
+			cmd = exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./examples/revproc")
+			cmd.Dir = checkout
+			cmd.Env = append(os.Environ(), "GOWORK=off")
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build examples/revproc: %v: %s", err, tail(out, 400))
+			where := ""
+			if checkout != "" {
+				where = " in " + checkout
+			}
+			b.err = fmt.Errorf("go build examples/revproc%s: %v: %s", where, err, tail(out, 400))
 		}
 	})
 	return b.bin, b.err
 }
 
-// removeRevproc deletes the built revproc, if any.
+// removeRevproc deletes the built revproc programs, if any.
 func removeRevproc() {
-	if revprocBuild.dir != "" {
-		os.RemoveAll(revprocBuild.dir)
+	revprocBuilds.mu.Lock()
+	defer revprocBuilds.mu.Unlock()
+	for _, b := range revprocBuilds.builds {
+		if b.dir != "" {
+			os.RemoveAll(b.dir)
+		}
 	}
 }
 
-// startRevproc runs examples/revproc -q on a free loopback port and waits
-// until it accepts connections.
-func startRevproc(ctx context.Context) (p *proc, addr string, cleanup func(), err error) {
-	bin, err := buildRevproc(ctx)
+// startRevproc runs examples/revproc -q of checkout (see buildRevproc) on a
+// free loopback port and waits until it accepts connections.
+func startRevproc(ctx context.Context, checkout string) (p *proc, addr string, cleanup func(), err error) {
+	bin, err := buildRevproc(ctx, checkout)
 	if err != nil {
 		return nil, "", nil, err
 	}

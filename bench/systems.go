@@ -31,6 +31,9 @@ type system struct {
 	unsupported map[int]string
 	// clients, if set, are the only client counts the system runs at.
 	clients []int
+	// baseline marks a system that runs only with -baseline, and is not
+	// among the defaults otherwise.
+	baseline bool
 }
 
 // sharedClients is the one client count of the shared-connection systems.
@@ -39,17 +42,20 @@ const sharedClients = 32
 var allSystems = []system{
 	{name: "direct", about: "clients connect straight to 2 revproxy Servers, no proxy", start: startDirect},
 	{name: "revproxy", about: "Client → Proxy → 2 Servers; the Proxy runs in a process of its own (the broker), the Servers and Clients in the load process", start: func(ctx context.Context, cfg *config) (*env, error) {
-		return startRevproxy(ctx, cfg.proxy, false, 2)
+		return startRevproxy(ctx, cfg, cfg.proxy, false, 2)
 	}},
+	{name: "revproxy-baseline", about: "as revproxy, but the proxy process is `examples/revproc -q` built from the baseline checkout (-baseline); the same load process, with the current library's Servers and Clients", start: func(ctx context.Context, cfg *config) (*env, error) {
+		return startRevproxy(ctx, cfg, brokerBaseline, false, 2)
+	}, baseline: true},
 	{name: "revproxy-legacy", about: "as revproxy, Servers with Legacy: true (the proxy opens a connection per message)", start: func(ctx context.Context, cfg *config) (*env, error) {
-		return startRevproxy(ctx, cfg.proxy, true, 2)
+		return startRevproxy(ctx, cfg, cfg.proxy, true, 2)
 	}},
 	{name: "nats", about: "nats-server in a process of its own (the broker); 2 responders in queue group sha1 and the clients (nats.Conn.Request) in the load process", start: startNATS},
-	{name: "revproxy-inproc", about: "**in-process variant, not how a proxy is deployed**: Proxy, 2 Servers and Clients all in the load process, no broker process", start: func(ctx context.Context, _ *config) (*env, error) {
-		return startRevproxy(ctx, inProcess, false, 2)
+	{name: "revproxy-inproc", about: "**in-process variant, not how a proxy is deployed**: Proxy, 2 Servers and Clients all in the load process, no broker process", start: func(ctx context.Context, cfg *config) (*env, error) {
+		return startRevproxy(ctx, cfg, inProcess, false, 2)
 	}},
 	{name: "revproxy-1conn", about: fmt.Sprintf("as revproxy, but the %d client goroutines share ONE revproxy Client (one connection, sends multiplexed by seq)", sharedClients), start: func(ctx context.Context, cfg *config) (*env, error) {
-		e, err := startRevproxy(ctx, cfg.proxy, false, 2)
+		e, err := startRevproxy(ctx, cfg, cfg.proxy, false, 2)
 		return shareOne(e), err
 	}, clients: []int{sharedClients}},
 	{name: "nats-1conn", about: fmt.Sprintf("as nats, but the %d client goroutines share ONE nats.Conn", sharedClients), start: func(ctx context.Context, cfg *config) (*env, error) {
@@ -185,16 +191,18 @@ func revproxySender(id, addr string, stringFields bool) (sendFunc, func()) {
 	return send, func() { c.Close() }
 }
 
-// inProcess is the startRevproxy shape with the Proxy in this process,
-// beside the Servers and clients; the others are brokerChild and
-// brokerRevproc.
-const inProcess = "inproc"
+// The startRevproxy shapes besides brokerChild and brokerRevproc.
+const (
+	inProcess      = "inproc"   // the Proxy in this process, beside the Servers and clients
+	brokerBaseline = "baseline" // examples/revproc -q built from cfg.baseline
+)
 
 // startRevproxy runs a Proxy and n SHA1 Servers. With inProcess the Proxy
 // runs in this process; otherwise it runs in a process of its own, the
 // broker (brokerChild: this binary with -role proxy; brokerRevproc:
-// examples/revproc -q), and the Servers and clients stay here.
-func startRevproxy(ctx context.Context, shape string, legacy bool, n int) (*env, error) {
+// examples/revproc -q of this checkout; brokerBaseline: the same program of
+// the cfg.baseline checkout), and the Servers and clients stay here.
+func startRevproxy(ctx context.Context, cfg *config, shape string, legacy bool, n int) (*env, error) {
 	r := newRoles(ctx)
 	regs := newRegistrations()
 	var (
@@ -228,8 +236,12 @@ func startRevproxy(ctx context.Context, shape string, legacy bool, n int) (*env,
 			}
 			return r.failed()
 		}
-	case brokerRevproc:
-		px, a, cleanup, err := startRevproc(ctx)
+	case brokerRevproc, brokerBaseline:
+		checkout := ""
+		if shape == brokerBaseline {
+			checkout = cfg.baseline
+		}
+		px, a, cleanup, err := startRevproc(ctx, checkout)
 		if err != nil {
 			return nil, fmt.Errorf("revproc: %w", err)
 		}
