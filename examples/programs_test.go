@@ -4,6 +4,7 @@ package examples
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/seed-c202d8a5/revproxy/internal/testproc"
 )
@@ -166,9 +169,20 @@ func TestServerStartedFirst(t *testing.T) {
 	server.WaitFor(t, "Registered with the reverse proxy")
 }
 
+// runToEnd runs a program that should end by itself, and its output. One
+// that hangs is stopped after two minutes with SIGQUIT, so that its output
+// shows where each goroutine waits.
+func runToEnd(path string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	return cmd.CombinedOutput()
+}
+
 func TestDemo(t *testing.T) {
 	bin := build(t)
-	out, err := exec.Command(filepath.Join(bin, "demo")).CombinedOutput()
+	out, err := runToEnd(filepath.Join(bin, "demo"))
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
@@ -191,7 +205,7 @@ func freePort(t *testing.T) string {
 // must succeed, every time, as written.
 func TestQuickstart(t *testing.T) {
 	bin := build(t)
-	out, err := exec.Command(filepath.Join(bin, "quickstart")).CombinedOutput()
+	out, err := runToEnd(filepath.Join(bin, "quickstart"))
 	if err != nil {
 		t.Fatalf("quickstart: %v\n%s", err, out)
 	}

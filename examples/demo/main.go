@@ -53,9 +53,11 @@ func run() error {
 	for _, s := range servers {
 		s.ProxyAddr = addr
 		s.Logger = out.Logger(os.Stdout, fmt.Sprintf("[server %s] ", s.ID))
+		// One at a time, so that the rotation is in the order above. Count
+		// before starting it: it may register before the next line runs.
+		want := len(proxy.Servers(s.Policy)) + 1
 		g.Go(func() error { return s.ListenAndServe(gctx, "127.0.0.1:0") })
-		// One at a time, so that the rotation is in the order above.
-		if err := proxy.WaitServers(gctx, s.Policy, len(proxy.Servers(s.Policy))+1); err != nil {
+		if err := proxy.WaitServers(gctx, s.Policy, want); err != nil {
 			return err
 		}
 	}
