@@ -38,9 +38,10 @@ type Proxy struct {
 	// Messages on a multiplexed link wait for their server's answer as
 	// long as the link lives.
 	ServerTimeout time.Duration
-	// MaxMessageSize bounds one message; a larger one is refused while it is
-	// read, without being buffered, and its connection closed. Zero means
-	// 1 MiB.
+	// MaxMessageSize bounds one message, as read and as forwarded; a larger
+	// one is refused with "too_large" (see [ErrTooLarge]) while it is read,
+	// without being buffered: a client's, after which its connection
+	// closes, or a server's answer, alone. Zero means 1 MiB.
 	MaxMessageSize int
 	// MaxConns bounds the connections served at once; one more gets an
 	// "overloaded" error message and is closed. Zero means no bound.
@@ -67,13 +68,16 @@ type Proxy struct {
 	MaxQueued int
 	// WriteTimeout bounds the wait for a peer to take what is written to
 	// it: one that takes nothing for this long, such as a client that
-	// sends and never reads, is closed. Zero means 30 seconds; a negative
-	// value, never.
+	// sends and never reads, is closed; each 64 KiB it takes starts the
+	// wait again. Zero means 30 seconds; a negative value, never.
 	WriteTimeout time.Duration
 	// MaxMemory bounds the bytes that all connections together hold in
-	// read buffers and write queues. Past it, a connection whose message
-	// needs more buffer is refused with "overloaded" and closed, a message
-	// is refused with "overloaded" rather than queued for a server, and a
+	// read buffers and write queues, beyond the first 4 KiB of read buffer
+	// and 16 KiB of queue of each. Past it, a client whose message needs
+	// more buffer is refused with "overloaded" and closed (clients may take
+	// three quarters of it: the rest is kept for servers' answers), a
+	// server's answer that needs more is refused alone, a message is
+	// refused with "overloaded" rather than queued for a server, and a
 	// client whose answer cannot be queued is closed. Zero means 256 MiB.
 	MaxMemory int
 	// MaxServers bounds the servers registered at once. When it is
