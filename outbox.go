@@ -39,16 +39,16 @@ type outbox struct {
 	// off. Zero means no bound.
 	wait time.Duration
 
-	mu       sync.Mutex
-	queued   atomic.Int64 // bytes in buf and in the batch being written; changed under mu
-	buf      []byte       // the queue
-	spare    []byte       // the buffer last written, reused for the next queue
-	writing  bool
-	err      error
-	ended    atomic.Bool    // err is set: nothing more will be written
-	draining atomic.Bool    // drain has set the deadline of the last writes
-	idle     *sync.Cond     // signalled when writing ends, for drain
-	rest     sync.WaitGroup // the goroutine finishing a write the socket could not take
+	mu      sync.Mutex
+	queued  atomic.Int64 // bytes in buf and in the batch being written; changed under mu
+	buf     []byte       // the queue
+	spare   []byte       // the buffer last written, reused for the next queue
+	writing bool
+	err     error
+	ended   atomic.Bool    // err is set: nothing more will be written
+	closing atomic.Bool    // shutdown has set the deadline of the last writes
+	idle    *sync.Cond     // signalled when writing ends, for drain
+	rest    sync.WaitGroup // the goroutine finishing a write the socket could not take
 
 	// try's arguments and results, so that the function passed to the raw
 	// conn is made once, not at every write.
@@ -169,15 +169,15 @@ const writeChunk = 64 << 10
 // write writes p, waiting for the socket. With a bound on the wait, p goes
 // in chunks, each with a deadline of its own: a peer that keeps taking what
 // it is sent, however slowly, is not cut off, one that takes nothing is.
-// While the outbox drains, its own deadline holds.
+// Once shutdown has begun, its deadline holds.
 func (o *outbox) write(p []byte) error {
-	if o.wait <= 0 || o.draining.Load() {
+	if o.wait <= 0 || o.closing.Load() {
 		_, err := o.conn.Write(p)
 		return err
 	}
 	for len(p) > 0 {
 		n := min(len(p), writeChunk)
-		if o.draining.Load() {
+		if o.closing.Load() {
 			n = len(p)
 		} else {
 			o.conn.SetWriteDeadline(time.Now().Add(o.wait))
@@ -272,9 +272,9 @@ func (o *outbox) try(p []byte) (int, error) {
 // shutdown gives what is queued up to timeout to be written, for an error
 // message sent just before the connection closes, and then ends the outbox:
 // later writers, such as a late answer for a client that has gone, write
-// nothing and start no goroutine. Only a non-blocking outbox drains.
+// nothing and start no goroutine. Only a non-blocking outbox shuts down.
 func (o *outbox) shutdown(timeout time.Duration) {
-	o.draining.Store(true)
+	o.closing.Store(true)
 	o.conn.SetWriteDeadline(time.Now().Add(timeout))
 	o.mu.Lock()
 	for o.writing { // the writer at work, inline or finishing, writes on

@@ -22,9 +22,9 @@ import (
 // proxyID is the srcid of error messages the proxy itself sends.
 const proxyID = "proxy"
 
-// drainTimeout bounds the writing of what is queued for a connection that
+// shutdownTimeout bounds the writing of what is queued for a connection that
 // is closing.
-const drainTimeout = 5 * time.Second
+const shutdownTimeout = 5 * time.Second
 
 // Proxy is the reverse proxy: servers register with it, clients send it data
 // messages, and it forwards each to a server of the message's policy, round
@@ -219,7 +219,7 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 		p.conns.Add(-1)
 		log.Warn("Too many connections", "from", c.RemoteAddr().String(), "max", p.MaxConns)
 		pc.send(newError(proxyID, "", codeOverloaded, "too many connections"), 0, false)
-		pc.out.shutdown(drainTimeout)
+		pc.out.shutdown(shutdownTimeout)
 		pc.linger()
 		return
 	}
@@ -227,7 +227,7 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	defer func() {
 		pc.awaitOwed(ctx)
 		pc.awaitLegacy()
-		pc.out.shutdown(drainTimeout) // what was queued last, such as an error message
+		pc.out.shutdown(shutdownTimeout) // what was queued last, such as an error message
 		if pc.refused {
 			pc.linger()
 		}

@@ -317,9 +317,9 @@ func (l *serverLink) close(ctx context.Context, p *Proxy) {
 	for i := range l.slots {
 		s := &l.slots[i]
 		if s.busy {
+			// The copy keeps the message, sent again below; the link is
+			// closed, so nothing reuses the slot's buffers meanwhile.
 			owed = append(owed, *s)
-			l.mem.give(len(s.msg))
-			s.msg = nil // the copy in owed is sent again below
 			l.release(i)
 		}
 		if s.timer != nil {
