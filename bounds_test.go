@@ -358,7 +358,7 @@ func TestTimedOutMessagesDoNotOverfillLink(t *testing.T) {
 			break
 		}
 	}
-	e := p.table.pick([]byte("P"), nil)
+	e := p.table.pick([]byte("P"), nil, RoundRobin)
 	if q := e.link.pc.out.queued.Load(); q > int64(p.maxQueued()) {
 		t.Errorf("%d bytes queued for the server, over MaxQueued %d", q, p.maxQueued())
 	}

@@ -79,6 +79,10 @@ func appendData(dst []byte, fr *frame, seq uint64, quoted bool) []byte {
 	dst = appendKey(dst, "payload")
 	dst = appendRawText(dst, fr.f[wire.KeyPayload])
 	dst = appendTimeout(dst, fr.timeout)
+	if id := fr.f[wire.KeyReqID]; id != nil {
+		dst = appendKey(dst, "reqid")
+		dst = appendRawText(dst, id)
+	}
 	return append(dst, '}')
 }
 
@@ -96,6 +100,10 @@ func appendAnswer(dst []byte, fr *frame, seq uint64, quoted bool) []byte {
 	if code := fr.f[wire.KeyCode]; code != nil && decodeText(code) != "" {
 		dst = appendKey(dst, "code")
 		dst = appendRawText(dst, code)
+	}
+	if id := fr.f[wire.KeyReqID]; id != nil {
+		dst = appendKey(dst, "reqid")
+		dst = appendRawText(dst, id)
 	}
 	return append(dst, '}')
 }

@@ -44,15 +44,19 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry) bo
 			pc.waiterFor(fr).fail(r, codeOverloaded, "the proxy cannot open a connection: "+err.Error())
 			return true
 		}
-		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", err)
-		// A legacy server that cannot be reached leaves the table until it
+		// A legacy server that cannot be reached is ejected until it
 		// registers again; a held one leaves when its connection does.
-		if r.owner == nil && p.table.remove(r) {
-			log.Info("Server left", "id", r.id, "policy", r.policy, "reason", "unreachable")
+		if r.owner == nil {
+			if was, ok := p.table.leave(r); ok && was == Up {
+				log.Warn("Server ejected", "server", r.id, "policy", r.policy, "addr", r.addr, "err", err)
+			}
+		} else if p.errs.once(cause{what: "dial", policy: r.policy, server: r.id}) {
+			log.Warn("Cannot connect to a server", "server", r.id, "policy", r.policy, "addr", r.addr, "err", err)
 		}
 		return false
 	}
 	w := pc.waiterFor(fr)
+	w.start = now()
 	timeout := fr.timeout
 	if pc.out.ended.Load() { // the client has gone: nobody to answer
 		c.Close()
@@ -82,13 +86,9 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry) bo
 // none: once written, a message is not sent again, as it may have been
 // handled.
 func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *entry, msg []byte, timeout int, w waiter) {
-	log := w.client.log
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	fail := func(code, text string) {
-		log.Warn("Server failed", "server", r.id, "policy", r.policy, "err", text)
-		w.fail(r, code, text)
-	}
+	fail := func(code, text string) { w.fail(r, code, text) }
 	wait := p.serverTimeout()
 	clientWaits := timeout > 0 && millis(timeout) < wait // the client's deadline comes first
 	if clientWaits {
@@ -97,6 +97,7 @@ func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *entry, msg []byte
 	// The deadline covers the write too: a server that accepts and never
 	// reads must not hold the message, and its client, forever.
 	c.SetDeadline(time.Now().Add(wait))
+	r.counts.sent.Add(1)
 	if _, err := c.Write(msg); err != nil {
 		if clientWaits && errors.Is(err, os.ErrDeadlineExceeded) {
 			fail(codeTimeout, fmt.Sprintf("server %s did not take the message within %d ms", r.id, timeout))
@@ -112,6 +113,7 @@ func (p *Proxy) exchangeOn(ctx context.Context, c net.Conn, r *entry, msg []byte
 	err := readFrame(rd, &fr)
 	switch {
 	case err == nil && (fr.typ == TypeReply || fr.typ == TypeError):
+		r.counts.seen()
 		w.relay(r, &fr)
 	case err == nil:
 		fail(codeUnavailable, fmt.Sprintf("server %s answered with a %s message", r.id, fr.typ))
@@ -149,6 +151,7 @@ func (r *entry) admit(max int) forwardResult {
 		return busy
 	}
 	r.exchanges++
+	r.pending.Add(1)
 	return forwarded
 }
 
@@ -157,6 +160,7 @@ func (r *entry) admit(max int) forwardResult {
 func (r *entry) finish() {
 	r.mu.Lock()
 	r.exchanges--
+	r.pending.Add(-1)
 	answer := r.drained
 	if r.exchanges > 0 || !r.draining {
 		answer = nil

@@ -134,7 +134,7 @@ func TestMaxPending(t *testing.T) {
 		}()
 	}
 	waitFor(t, "two messages in flight", func() bool {
-		return p.table.pick([]byte("P"), nil).inFlight() == 2
+		return p.table.pick([]byte("P"), nil, RoundRobin).inFlight() == 2
 	})
 	if _, err := c.Send(testContext(t), "P", "x"); !errors.Is(err, ErrOverloaded) {
 		t.Errorf("third message: %v, want ErrOverloaded", err)

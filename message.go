@@ -99,6 +99,15 @@ type Message struct {
 	// and the server's handler gets that deadline ("timeout", a revproxy
 	// extension; zero means none).
 	Timeout int
+	// Weight, in a setup message, is the server's share of its policy's
+	// messages against the others' (from 1 to 1000; zero means 1)
+	// ("weight", a revproxy extension); see [Balancer].
+	Weight int
+	// RequestID names a data message, and the answer to it, in the logs
+	// of the proxy and the server, so that one message can be traced end
+	// to end ("reqid", a revproxy extension). A proxy with an access log
+	// gives one to a message that comes without.
+	RequestID string
 	// Seq, when not zero, tags a data message so that its answer, tagged
 	// the same, may come back out of order ("seq", a revproxy extension).
 	Seq uint64
@@ -150,6 +159,10 @@ func (m *Message) fromFrame(fr *frame) (err error) {
 	m.Token = decodeText(f[wire.KeyToken])
 	m.Idempotent = decodeBool(f[wire.KeyIdempotent])
 	if m.ListenPort, _, err = decodeInt("listenport", f[wire.KeyListenPort]); err != nil {
+		return err
+	}
+	m.RequestID = decodeText(f[wire.KeyReqID])
+	if m.Weight, _, err = decodeInt("weight", f[wire.KeyWeight]); err != nil {
 		return err
 	}
 	m.Heartbeat, _, err = decodeInt("heartbeat", f[wire.KeyHeartbeat])
@@ -256,6 +269,10 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 			dst = appendKey(dst, "token")
 			dst = wire.AppendString(dst, m.Token)
 		}
+		if m.Weight != 0 {
+			dst = appendKey(dst, "weight")
+			dst = strconv.AppendInt(dst, int64(m.Weight), 10)
+		}
 	case TypeData:
 		dst = appendKey(dst, "srcid")
 		dst = appendID(dst, m.SrcID, quoted)
@@ -263,6 +280,7 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 		dst = wire.AppendString(dst, m.Policy)
 		dst = appendPayload(dst, m, quoted)
 		dst = appendTimeout(dst, m.Timeout)
+		dst = appendReqID(dst, m.RequestID)
 	default:
 		dst = appendKey(dst, "srcid")
 		dst = appendID(dst, m.SrcID, quoted)
@@ -273,6 +291,7 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 			dst = appendKey(dst, "code")
 			dst = wire.AppendString(dst, m.Code)
 		}
+		dst = appendReqID(dst, m.RequestID)
 	}
 	return append(dst, '}')
 }
@@ -282,6 +301,15 @@ func appendTimeout(dst []byte, ms int) []byte {
 	if ms > 0 {
 		dst = append(dst, `,"timeout":`...)
 		dst = strconv.AppendInt(dst, int64(ms), 10)
+	}
+	return dst
+}
+
+// appendReqID adds a message's request id, when it has one.
+func appendReqID(dst []byte, id string) []byte {
+	if id != "" {
+		dst = appendKey(dst, "reqid")
+		dst = wire.AppendString(dst, id)
 	}
 	return dst
 }

@@ -3,6 +3,7 @@ package revproxy
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/seed-c202d8a5/revproxy/internal/wire"
 )
@@ -14,20 +15,29 @@ type waiter struct {
 	quoted bool   // the client writes numbers as strings
 	destid string // the client's id, for an error message
 	policy string // the message's policy, when no server had it
+	start  int64  // when it was sent to a server, as now gives it; 0 if it was not
+	reqid  string // the message's request id, kept for the access log only
 }
 
 // waiterFor returns whom to answer for the data message fr that pc read.
 func (pc *pconn) waiterFor(fr *frame) waiter {
-	return waiter{client: pc, seq: fr.seq, quoted: fr.quoted, destid: decodeText(fr.f[wire.KeySrcID])}
+	w := waiter{client: pc, seq: fr.seq, quoted: fr.quoted, destid: decodeText(fr.f[wire.KeySrcID])}
+	if pc.p.AccessLog != nil {
+		w.reqid = decodeText(fr.f[wire.KeyReqID])
+	}
+	return w
 }
 
 // relay queues the answer fr that server e sent.
 func (w waiter) relay(e *entry, fr *frame) {
-	code := ""
+	code, text := "", ""
 	if fr.typ == TypeError {
-		code = decodeText(fr.f[wire.KeyCode])
+		code, text = decodeText(fr.f[wire.KeyCode]), decodeText(fr.f[wire.KeyPayload])
+		if code == "" {
+			code = "other"
+		}
 	}
-	w.answered(e, code, fr)
+	w.answered(e, code, text, fr)
 	out := w.client.out
 	w.client.queued(out.end(append(appendAnswer(out.begin(), fr, w.seq, w.quoted), '\n')))
 	w.client.settle(w.seq)
@@ -36,23 +46,41 @@ func (w waiter) relay(e *entry, fr *frame) {
 // fail queues an error message of the proxy's own; e is the server that had
 // the message, or nil when none did.
 func (w waiter) fail(e *entry, code, text string) {
-	w.answered(e, code, nil)
+	w.answered(e, code, text, nil)
 	w.client.send(newError(proxyID, w.destid, code, text), w.seq, w.quoted)
 	w.client.settle(w.seq)
 }
 
 // answered is the one place that sees the outcome of every data message the
 // proxy forwarded or refused, just before its answer is queued: the server
-// that had it (nil when none did), its policy, and the code of the error
-// that answers it ("" for a reply); reply is the server's answer when the
-// proxy relays one. Counters and an access log belong here; what it logs
-// comes before the client can have the answer.
-func (w waiter) answered(e *entry, code string, reply *frame) {
+// that had it (nil when none did), its policy, and the code and text of the
+// error that answers it (code "" for a reply); reply is the server's answer
+// when the proxy relays one. It counts the outcome for the server and the
+// proxy, without a lock, and logs it; what it logs comes before the client
+// can have the answer.
+func (w waiter) answered(e *entry, code, text string, reply *frame) {
+	pc := w.client
+	pc.p.totalsFor(pc).count(code)
 	policy := w.policy
 	if e != nil {
 		policy = e.policy
+		e.counts.counts.count(code)
+		if reply != nil && w.start != 0 {
+			e.counts.latency.observe(time.Duration(now() - w.start))
+		}
 	}
-	if log := w.client.log; reply != nil && log.Enabled(context.Background(), slog.LevelDebug) {
+	log := pc.log
+	if code != "" {
+		server := ""
+		if e != nil {
+			server = e.id
+		}
+		pc.p.errs.answered(log, ErrorEvent{Code: code, Policy: policy, Server: server, Text: text})
+	}
+	if alog := pc.p.AccessLog; alog != nil {
+		pc.p.logAccess(alog, w, e, policy, code, reply)
+	}
+	if reply != nil && log.Enabled(context.Background(), slog.LevelDebug) {
 		log.Debug("Received a reply", "server", e.id, "policy", policy, "client", decodeText(reply.f[wire.KeyDestID]),
 			"payload", decodeText(reply.f[wire.KeyPayload]), "code", code)
 	}

@@ -17,7 +17,9 @@ import (
 // pconn is a connection the proxy accepted: its reader, the frame last read,
 // and its outbox, which never makes a writer wait.
 type pconn struct {
+	p        *Proxy
 	conn     net.Conn
+	shard    uint32 // which of the proxy's totals it counts into
 	log      *slog.Logger
 	r        *wire.Reader
 	fr       frame
@@ -30,12 +32,13 @@ type pconn struct {
 	quiet    chan struct{} // signalled when owed falls to zero, or the outbox ends
 	room     chan struct{} // signalled when the outbox has room again
 	refused  bool          // an error message ends the connection: close gently
+	reqid    []byte        // the request id given to the message last read, reused
 }
 
 // newPconn sets up an accepted connection with p's bounds: its reader and
 // its outbox draw on p's memory budget.
 func (p *Proxy) newPconn(c net.Conn, log *slog.Logger) *pconn {
-	pc := &pconn{conn: c, log: log, r: wire.NewReader(c, p.maxMessageSize()), out: newNonblockingOutbox(c),
+	pc := &pconn{p: p, shard: p.accepted.Add(1), conn: c, log: log, r: wire.NewReader(c, p.maxMessageSize()), out: newNonblockingOutbox(c),
 		done: make(chan struct{}, 1), quiet: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 	pc.r.Budget = clientShare{p.budget()} // until the connection proves a server link
 	pc.out.max, pc.out.mem, pc.out.room, pc.out.wait = p.maxQueued(), p.budget(), pc.room, p.writeTimeout()
@@ -74,8 +77,12 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn) {
 				"policy", string(policy), "payload", decodeText(fr.f[wire.KeyPayload]))
 		}
 		pc.owed.Add(1)
+		p.totalsFor(pc).messages.Add(1)
+		if p.AccessLog != nil && fr.f[wire.KeyReqID] == nil {
+			fr.f[wire.KeyReqID] = p.newRequestID(pc.reqid[:0])
+			pc.reqid = fr.f[wire.KeyReqID]
+		}
 		if err := p.authorize(pc, policy); err != nil {
-			log.Warn("Refused a message", "client", decodeText(fr.f[wire.KeySrcID]), "policy", string(policy), "err", err)
 			w := pc.waiterFor(fr)
 			w.policy = string(policy)
 			w.fail(nil, codeForbidden, err.Error())
@@ -134,7 +141,7 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 	tried := room[:0] // the servers offered the message
 	full := false
 	for {
-		e := p.table.pick(policy, tried)
+		e := p.table.pick(policy, tried, p.balancer(policy))
 		if e == nil {
 			break
 		}
@@ -162,7 +169,6 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 	w.policy = string(policy)
 	switch {
 	case len(tried) == 0:
-		log.Debug("No server for policy", "policy", w.policy)
 		w.fail(nil, codeNoServer, "no server for policy "+w.policy)
 	case full:
 		w.fail(nil, codeOverloaded, "every server of policy "+w.policy+" is busy")

@@ -56,7 +56,7 @@ func newTestLink(t *testing.T) (*serverLink, *pconn, net.Conn) {
 	p := &Proxy{MaxPending: 10}
 	l := p.newLink(p.newPconn(sa, discard))
 	l.entry = &entry{id: "S", policy: "P"}
-	t.Cleanup(func() { l.close(context.Background(), &Proxy{}) })
+	t.Cleanup(func() { l.close(context.Background(), &Proxy{}, nil) })
 	return l, (&Proxy{}).newPconn(ca, discard), cb
 }
 

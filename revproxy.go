@@ -113,15 +113,45 @@ type Proxy struct {
 	// client (see [ErrForbidden]), and the connection goes on.
 	Authorize func(*AuthRequest) error
 
-	// Logger receives registrations at Info, every message at Debug and
-	// connection failures at Warn. Nil means silent.
+	// Balancer chooses which server of a policy gets each message. The
+	// zero value is RoundRobin.
+	Balancer Balancer
+	// PolicyBalancers overrides Balancer for the policies it names.
+	PolicyBalancers map[string]Balancer
+
+	// AccessLog, if set, receives one line at Info for every data message
+	// answered: its request id, client, policy, server, outcome and
+	// latency. A message that comes without a request id gets one, which
+	// the server also sees (see [Message.RequestID]), so that one message
+	// can be traced end to end. Nil means none; it costs the time of
+	// writing a line per message.
+	AccessLog *slog.Logger
+
+	// Logger receives registrations, departures and ejections, and each
+	// cause of error messages once a minute, at Info or Warn; every
+	// message at Debug. Nil means silent.
 	Logger *slog.Logger
 
 	table       table
-	conns       atomic.Int64 // connections being served
-	serverConns atomic.Int64 // connections open to legacy servers
+	conns       atomic.Int64  // connections being served
+	serverConns atomic.Int64  // connections open to legacy servers
+	accepted    atomic.Uint32 // connections accepted, to spread them over totals
+	totals      [shards]shard
+	errs        errorLog
+	startedAt   atomic.Pointer[time.Time]
+	reqids      requestIDs
 	memOnce     sync.Once
 	mem         *budget
+}
+
+// balancer returns the Balancer for policy, without allocating.
+func (p *Proxy) balancer(policy []byte) Balancer {
+	if len(p.PolicyBalancers) > 0 {
+		if b, ok := p.PolicyBalancers[string(policy)]; ok {
+			return b
+		}
+	}
+	return p.Balancer
 }
 
 // AuthRequest describes a data message for [Proxy.Authorize].
@@ -204,6 +234,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, p.TLSConfig)
 	}
 	log.Info("Running the reverse proxy", "addr", ln.Addr().String(), "tls", p.TLSConfig != nil)
+	start := time.Now()
+	p.startedAt.CompareAndSwap(nil, &start)
 	g, gctx := errgroup.WithContext(ctx)
 	serveConns(gctx, g, ln, log, p.serveConn)
 	return wait(ctx, g)
@@ -291,10 +323,10 @@ func (p *Proxy) read(pc *pconn) error {
 func (p *Proxy) serveServer(ctx context.Context, pc *pconn) {
 	log := pc.log
 	var held *entry // the registration that ends with this connection
+	var connErr error
 	defer func() {
 		if held != nil {
-			p.table.remove(held) // unless it drained
-			log.Info("Server left", "id", held.id, "policy", held.policy)
+			p.left(log, held, connErr, 0, 0)
 		}
 	}()
 	var alive liveness
@@ -307,8 +339,8 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn) {
 			// Messages go to this server over connections of their own:
 			// once it has left the table and the last of them has ended,
 			// none is on its way, and the server may close its listener.
-			if p.table.remove(held) {
-				log.Info("Server draining", "id", held.id, "policy", held.policy)
+			if p.table.setState(held, Draining) {
+				log.Info("Server draining", "server", held.id, "policy", held.policy, "addr", pc.conn.RemoteAddr().String())
 			}
 			held.drain(func() { pc.sendControl(&Message{Type: TypeDrain}, false) })
 		case pc.fr.typ == TypeSetup:
@@ -349,10 +381,31 @@ func (p *Proxy) serveServer(ctx context.Context, pc *pconn) {
 			// reason to stay silent on it.
 			pc.conn.SetReadDeadline(time.Now().Add(idle))
 		}
-		if err := p.read(pc); err != nil {
+		if connErr = p.read(pc); connErr != nil {
 			return
 		}
 	}
+}
+
+// left takes r out of service as the connection it holds ends, for cause
+// (nil or a closed connection for a plain close), and logs it with what it
+// owed: failed messages answered with errors, resent ones sent to another
+// server. A server that drained leaves; one that was up is ejected.
+func (p *Proxy) left(log *slog.Logger, r *entry, cause error, failed, resent int) {
+	was, ok := p.table.leave(r)
+	if !ok {
+		return // replaced by a registration of its id
+	}
+	if was == Draining {
+		log.Info("Server left", "server", r.id, "policy", r.policy, "addr", r.addr)
+		return
+	}
+	reason := "connection closed"
+	if cause != nil && !isClosed(cause) {
+		reason = cause.Error()
+	}
+	log.Warn("Server ejected", "server", r.id, "policy", r.policy, "addr", r.addr, "reason", reason,
+		"failed", failed, "resent", resent)
 }
 
 // register adds the server of a setup message to the switching table; link
@@ -371,6 +424,8 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*entry, error
 		return nil, errors.New("setup message without a policy")
 	case link == nil && (m.ListenPort < 1 || m.ListenPort > 65535):
 		return nil, fmt.Errorf("setup message with listen port %d", m.ListenPort)
+	case m.Weight < 0 || m.Weight > maxWeight:
+		return nil, fmt.Errorf("setup message with weight %d, not from 1 to %d", m.Weight, maxWeight)
 	}
 	host, _, err := net.SplitHostPort(pc.conn.RemoteAddr().String())
 	if err != nil {
@@ -384,6 +439,7 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*entry, error
 		link:   link,
 
 		idempotent: m.Idempotent,
+		weight:     m.Weight,
 	}
 	if link != nil {
 		r.addr = pc.conn.RemoteAddr().String()
@@ -402,7 +458,8 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*entry, error
 	if r.owner != nil { // a server that holds its connection learns it is registered
 		pc.sendControl(&Message{Type: TypeSetup, ID: r.id, Policy: r.policy}, pc.fr.quoted)
 	}
-	pc.log.Info("Receiving setup message", "server", r.id, "policy", r.policy, "port", m.ListenPort, "addr", r.addr, "mux", link != nil)
+	pc.log.Info("Receiving setup message", "server", r.id, "policy", r.policy, "port", m.ListenPort, "addr", r.addr,
+		"mux", link != nil, "weight", r.weight)
 	return r, nil
 }
 

@@ -49,6 +49,11 @@ type Server struct {
 	// closed before the answer) to another server of the policy, instead of
 	// answering it with ErrUnavailable.
 	Idempotent bool
+	// Weight is the server's share of its policy's messages against the
+	// others', from 1 to 1000, for a proxy that balances by weight (see
+	// [Balancer]); zero means 1. Proxies that know nothing of weights
+	// ignore it.
+	Weight int
 	// TLSConfig, if set, makes the server register with the proxy over
 	// TLS; include a certificate for a proxy that requires one. To serve
 	// legacy proxies over TLS as well, give Serve a listener made with
@@ -206,6 +211,8 @@ func (s *Server) check(ln net.Listener) error {
 		return fmt.Errorf("%w: Server.ID is empty", ErrConfig)
 	case s.Policy == "":
 		return fmt.Errorf("%w: Server.Policy is empty", ErrConfig)
+	case s.Weight < 0 || s.Weight > maxWeight:
+		return fmt.Errorf("%w: Server.Weight is %d, not from 1 to %d", ErrConfig, s.Weight, maxWeight)
 	case len(s.proxies()) == 0:
 		return fmt.Errorf("%w: Server.ProxyAddr is empty", ErrConfig)
 	case ln == nil && s.Legacy:
@@ -298,7 +305,7 @@ func (sr *serverRun) registerOnce(ctx context.Context, addr string) (acked bool,
 		return false, fmt.Errorf("%w: %w", ErrNoProxy, err)
 	}
 	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: sr.port, Hold: true, Mux: !s.Legacy,
-		Idempotent: s.Idempotent, Heartbeat: int(s.heartbeat() / time.Millisecond), Token: s.Token}
+		Idempotent: s.Idempotent, Weight: s.Weight, Heartbeat: int(s.heartbeat() / time.Millisecond), Token: s.Token}
 	if _, err := c.Write(append(appendMessage(nil, &setup, s.StringFields), '\n')); err != nil {
 		c.Close()
 		return false, fmt.Errorf("%w: %w", errRegistrationClosed, err)
@@ -454,16 +461,17 @@ func (s *Server) sendAnswer(out *outbox, m *Message, quoted bool) error {
 func (sr *serverRun) handle(ctx context.Context, m *Message) (answer Message) {
 	s, log := sr.s, sr.log
 	if log.Enabled(ctx, slog.LevelDebug) {
-		log.Debug("Received a message", "client", m.SrcID, "payload", m.Payload)
+		log.Debug("Received a message", "client", m.SrcID, "payload", m.Payload, "reqid", m.RequestID)
 		defer func() {
-			log.Debug("Sending a response", "client", answer.DestID, "payload", answer.Payload)
+			log.Debug("Sending a response", "client", answer.DestID, "payload", answer.Payload, "reqid", answer.RequestID)
 		}()
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			log.Error("Handler panicked", "client", m.SrcID, "panic", v)
+			log.Error("Handler panicked", "client", m.SrcID, "reqid", m.RequestID, "panic", v)
 			answer = *errorMessage(s.ID, m, codeHandler, fmt.Sprint("handler panicked: ", v))
 		}
+		answer.RequestID = m.RequestID // the answer's trace is the message's
 	}()
 	h := s.Handler
 	if h == nil {

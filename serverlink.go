@@ -35,8 +35,10 @@ type slot struct {
 	busy   bool
 	gen    uint32 // distinguishes the slot's successive messages
 	srcid  []byte // the client's raw id, for an error message
+	reqid  []byte // the message's raw request id, for the access log only
 	msg    []byte // the message itself, kept for an idempotent server
 
+	start    int64       // when it was queued for the server, as now gives it
 	timer    *time.Timer // made once, re-armed for each message with a timeout
 	timerGen uint32      // the gen the timer is armed for
 	deadline time.Time   // when it is armed to fire
@@ -57,18 +59,25 @@ func (p *Proxy) newLink(pc *pconn) *serverLink {
 // connection ends; then the server leaves the table and the messages it has
 // not answered get error messages.
 func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message) {
-	log := pc.log
 	l := p.newLink(pc)
-	r, err := p.register(pc, m, l)
+	_, err := p.register(pc, m, l)
 	if err != nil {
 		pc.refuseWith(codeFor(err), err.Error())
 		return
 	}
-	defer l.close(ctx, p)
 	pc.r.Skip = true         // an answer too large is refused alone
 	pc.r.Budget = p.budget() // answers may use what clients may not
+	err = l.relay(p, m.Heartbeat)
+	l.close(ctx, p, err)
+}
+
+// relay reads the server's answers and relays them until the link fails or
+// closes; it returns why.
+func (l *serverLink) relay(p *Proxy, heartbeat int) error {
+	pc, r := l.pc, l.entry
+	log := pc.log
 	var alive liveness
-	alive.start(pc.conn, m.Heartbeat)
+	alive.start(pc.conn, heartbeat)
 	for {
 		alive.extend()
 		if err := readFrame(pc.r, &pc.fr); err != nil {
@@ -76,20 +85,17 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message) {
 				if l.refuseAnswer(f, codeTooLarge, tooLargeText("the answer of server "+r.id, "proxy's", l.maxMessage)) {
 					continue
 				}
-				return // whom it was for is unknown: the link's messages get errors
+				return err // whom it was for is unknown: the link's messages get errors
 			}
 			var nm *wire.NoMemoryError
 			if errors.As(err, &nm) {
 				if l.refuseAnswer(prefixFields(nm.Prefix), codeOverloaded, "the proxy's memory for messages is used up") {
 					continue
 				}
-				return
 			}
-			if !isClosed(err) {
-				log.Warn("Server link failed", "server", r.id, "err", err)
-			}
-			return
+			return err
 		}
+		r.counts.seen()
 		switch pc.fr.typ {
 		case TypeReply, TypeError:
 			l.deliver(&pc.fr)
@@ -98,8 +104,8 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message) {
 		case TypeDrain:
 			l.drain(p)
 		default:
-			log.Warn("Unexpected message from server", "server", r.id, "type", pc.fr.typ)
-			return
+			log.Warn("Unexpected message from server", "server", r.id, "policy", r.policy, "addr", r.addr, "type", pc.fr.typ)
+			return fmt.Errorf("%w: unexpected %s message from a server", ErrBadMessage, pc.fr.typ)
 		}
 	}
 }
@@ -167,8 +173,13 @@ func (l *serverLink) forward(client *pconn, fr *frame) forwardResult {
 		l.free = l.free[:len(l.free)-1]
 	}
 	s := &l.slots[idx]
-	s.client, s.seq, s.quoted, s.busy, s.gen = client, fr.seq, fr.quoted, true, gen
+	s.client, s.seq, s.quoted, s.busy, s.gen, s.start = client, fr.seq, fr.quoted, true, gen, now()
+	l.entry.pending.Add(1)
+	l.entry.counts.sent.Add(1)
 	s.srcid = append(s.srcid[:0], fr.f[wire.KeySrcID]...)
+	if client.p.AccessLog != nil {
+		s.reqid = append(s.reqid[:0], fr.f[wire.KeyReqID]...)
+	}
 	if keep {
 		s.msg = append(s.msg[:0], fr.raw...)
 	}
@@ -176,13 +187,6 @@ func (l *serverLink) forward(client *pconn, fr *frame) forwardResult {
 		l.arm(idx, millis(s.timeout))
 	}
 	return forwarded
-}
-
-// inFlight returns the messages in flight on the link.
-func (l *serverLink) inFlight() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.slots) - len(l.free)
 }
 
 // arm starts slot idx's timer for its current message; called with l.mu
@@ -202,6 +206,7 @@ func (l *serverLink) arm(idx int, d time.Duration) {
 func (l *serverLink) release(idx int) {
 	s := &l.slots[idx]
 	s.client, s.busy = nil, false
+	l.entry.pending.Add(-1)
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -230,7 +235,10 @@ func (l *serverLink) take(seq uint64) (waiter, bool) {
 // waiter returns whom to answer for the message in slot s, with the
 // client's id when withID is set (an answer the server sent carries it).
 func (l *serverLink) waiter(s *slot, withID bool) waiter {
-	w := waiter{client: s.client, seq: s.seq, quoted: s.quoted}
+	w := waiter{client: s.client, seq: s.seq, quoted: s.quoted, start: s.start}
+	if s.client.p.AccessLog != nil {
+		w.reqid, w.destid = decodeText(s.reqid), decodeText(s.srcid)
+	}
 	if withID {
 		w.destid = decodeText(s.srcid)
 	}
@@ -260,8 +268,8 @@ func (l *serverLink) expire(idx int) {
 // message it will get. Those it owes are still relayed.
 func (l *serverLink) drain(p *Proxy) {
 	log := l.pc.log
-	if p.table.remove(l.entry) {
-		log.Info("Server draining", "id", l.entry.id, "policy", l.entry.policy)
+	if p.table.setState(l.entry, Draining) {
+		log.Info("Server draining", "server", l.entry.id, "policy", l.entry.policy, "addr", l.entry.addr)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -303,14 +311,12 @@ func (l *serverLink) refuseAnswer(f *wire.Fields, code, text string) bool {
 	return true
 }
 
-// close takes the server out of the table and deals with every message it
-// still owes: one for an idempotent server goes to another server of the
-// policy; any other is answered with an error, as the server may or may not
-// have handled it.
-func (l *serverLink) close(ctx context.Context, p *Proxy) {
+// close takes the server out of service, for cause, and deals with every
+// message it still owes: one for an idempotent server goes to another
+// server of the policy; any other is answered with an error, as the server
+// may or may not have handled it.
+func (l *serverLink) close(ctx context.Context, p *Proxy, cause error) {
 	log := l.pc.log
-	p.table.remove(l.entry) // unless it drained, or was replaced
-	log.Info("Server left", "id", l.entry.id, "policy", l.entry.policy)
 	l.mu.Lock()
 	l.closed = true
 	owed := make([]slot, 0, len(l.slots)-len(l.free))
@@ -326,14 +332,23 @@ func (l *serverLink) close(ctx context.Context, p *Proxy) {
 			s.timer.Stop()
 		}
 	}
+	l.slots, l.free = nil, nil // an ejected server stays in the table a while: keep it small
 	l.mu.Unlock()
+	resend := 0
+	if l.entry.idempotent {
+		for _, s := range owed {
+			if s.msg != nil {
+				resend++
+			}
+		}
+	}
+	p.left(log, l.entry, cause, len(owed)-resend, resend)
 	// Outside the lock: sending on goes through other links' locks.
 	text := "server " + l.entry.id + " went away before answering"
 	for _, s := range owed {
 		if l.entry.idempotent && s.msg != nil {
 			var fr frame
 			if fr.decode(s.msg) == nil {
-				log.Info("Sending a message again", "from", l.entry.id, "policy", l.entry.policy)
 				p.dispatch(ctx, s.client, &fr, fr.policy())
 				continue
 			}

@@ -34,7 +34,7 @@ func (t *table) watch(policy string) (int, <-chan struct{}) {
 	}
 	n := 0
 	if rg := t.policies[policy]; rg != nil {
-		n = len(rg.entries)
+		n = rg.up()
 	}
 	return n, t.changed
 }

@@ -146,6 +146,7 @@ func TestProgramsEndToEnd(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "revproxy: error from proxy: no server for policy PP_9\n") {
 		t.Errorf("client for PP_9: err = %v, want exit 1 with the proxy's error:\n%s", err, out)
 	}
+	proxy.WaitFor(t, "Answered a message for privacy policy PP_9 with an error message, code no_server: no server for policy PP_9\n")
 
 	server.Stop(t)
 	proxy.WaitFor(t, "Server id 100 privacy policy PP_1 left\n")

@@ -27,6 +27,8 @@ const (
 	KeyIdempotent
 	KeyHeartbeat
 	KeyTimeout
+	KeyWeight
+	KeyReqID
 	NumKeys
 )
 
@@ -359,6 +361,10 @@ func lookupKey(quoted []byte, escaped bool) (Key, bool) {
 		return KeyHeartbeat, true
 	case "timeout":
 		return KeyTimeout, true
+	case "weight":
+		return KeyWeight, true
+	case "reqid":
+		return KeyReqID, true
 	}
 	return 0, false
 }

@@ -145,12 +145,24 @@ func render(msg string, a map[string]string, r slog.Record) []string {
 			fmt.Sprintf("Received a data message from server id %s payload: %s", a["server"], a["payload"]),
 			fmt.Sprintf("Forwarding a data message to client id %s payload: %s", a["client"], a["payload"]),
 		}
-	case "No server for policy":
-		return []string{"No server serves privacy policy " + a["policy"] + "; the client gets an error message"}
+	case "Answered with an error":
+		line := fmt.Sprintf("Answered a message for privacy policy %s with an error message, code %s: %s", a["policy"], a["code"], a["err"])
+		if a["server"] != "" {
+			line += " (server id " + a["server"] + ")"
+		}
+		if n := a["repeated"]; n != "" && n != "0" {
+			line += "; " + n + " more like it since this was last shown"
+		}
+		return []string{line}
 	case "Server left", "Server draining":
-		line := fmt.Sprintf("Server id %s privacy policy %s %s", a["id"], a["policy"], map[string]string{"Server left": "left", "Server draining": "is draining"}[msg])
-		if a["reason"] != "" {
-			line += " (" + a["reason"] + ")"
+		return []string{fmt.Sprintf("Server id %s privacy policy %s %s", a["server"], a["policy"], map[string]string{"Server left": "left", "Server draining": "is draining"}[msg])}
+	case "Server ejected":
+		line := fmt.Sprintf("Server id %s privacy policy %s was ejected: %s", a["server"], a["policy"], a["reason"])
+		if a["failed"] != "" && a["failed"] != "0" {
+			line += "; " + a["failed"] + " of its messages got error messages"
+		}
+		if a["resent"] != "" && a["resent"] != "0" {
+			line += "; " + a["resent"] + " went to another server"
 		}
 		return []string{line}
 

@@ -10,7 +10,7 @@ func picks(t *testing.T, tb *table, policy string, n int) []string {
 	t.Helper()
 	var ids []string
 	for range n {
-		r := tb.pick([]byte(policy), nil)
+		r := tb.pick([]byte(policy), nil, RoundRobin)
 		if r == nil {
 			ids = append(ids, "<none>")
 			continue
@@ -34,7 +34,7 @@ func TestRoundRobinHomeworkExample(t *testing.T) {
 	if diff := cmp.Diff([]string{"3", "3"}, picks(t, &tb, "PP_2", 2)); diff != "" {
 		t.Errorf("PP_2 picks (-want +got):\n%s", diff)
 	}
-	if r := tb.pick([]byte("PP_9"), nil); r != nil {
+	if r := tb.pick([]byte("PP_9"), nil, RoundRobin); r != nil {
 		t.Errorf("PP_9: got %v; want nothing", r)
 	}
 }
@@ -81,7 +81,7 @@ func TestRoundRobinRemove(t *testing.T) {
 	}
 	tb.remove(r2)
 	tb.remove(r3)
-	if r := tb.pick([]byte("P"), nil); r != nil {
+	if r := tb.pick([]byte("P"), nil, RoundRobin); r != nil {
 		t.Errorf("empty policy picked %v", r.id)
 	}
 }
@@ -96,7 +96,7 @@ func TestPickSkipsTried(t *testing.T) {
 	}
 	var tried []*entry
 	var got []string
-	for e := tb.pick([]byte("P"), tried); e != nil; e = tb.pick([]byte("P"), tried) {
+	for e := tb.pick([]byte("P"), tried, RoundRobin); e != nil; e = tb.pick([]byte("P"), tried, RoundRobin) {
 		tried = append(tried, e)
 		got = append(got, e.id)
 	}
@@ -108,7 +108,7 @@ func TestPickSkipsTried(t *testing.T) {
 		t.Errorf("after (-want +got):\n%s", diff)
 	}
 	tb.remove(es[0]) // a server leaves while a message is being offered
-	if e := tb.pick([]byte("P"), es[1:2]); e != es[2] {
+	if e := tb.pick([]byte("P"), es[1:2], RoundRobin); e != es[2] {
 		t.Errorf("picked %v, want 3", e)
 	}
 }
