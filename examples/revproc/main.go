@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,15 +22,17 @@ import (
 func main() {
 	port := cli.PortFlag("port", "the well-known `PORT` servers and clients connect to (0 picks one)")
 	out := cli.OutputFlags()
+	var balancer revproxy.Balancer
+	flag.TextVar(&balancer, "balancer", revproxy.RoundRobin, "how to choose a policy's server for each message: `round-robin`, least-in-flight or p2c")
 	cli.Program{
 		Name:     "revproc",
-		Summary:  "revproc runs a reverse proxy: servers register the privacy policy they serve, and it forwards each client's data message to one of them, round robin, and relays the answer.",
-		Synopsis: "-port PORT [-v | -q] [-timestamps]",
+		Summary:  "revproc runs a reverse proxy: servers register the privacy policy they serve, and it forwards each client's data message to one of them, round robin unless -balancer says otherwise, and relays the answer.",
+		Synopsis: "-port PORT [-balancer NAME] [-v | -q] [-timestamps]",
 	}.Parse("port")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	p := &revproxy.Proxy{Logger: out.Logger(os.Stdout, "")}
+	p := &revproxy.Proxy{Logger: out.Logger(os.Stdout, ""), Balancer: balancer}
 	if err := p.ListenAndServe(ctx, port.Addr()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
