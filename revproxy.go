@@ -22,6 +22,9 @@ import (
 // proxyID is the srcid of error messages the proxy itself sends.
 const proxyID = "proxy"
 
+// defaultMaxMemory is MaxMemory's default.
+const defaultMaxMemory = 256 << 20
+
 // shutdownTimeout bounds the writing of what is queued for a connection that
 // is closing.
 const shutdownTimeout = 5 * time.Second
@@ -190,7 +193,7 @@ func (p *Proxy) maxServerConns() int { return orDefault(p.MaxServerConns, 1024) 
 
 // budget returns the memory budget all of p's connections share.
 func (p *Proxy) budget() *budget {
-	p.memOnce.Do(func() { p.mem = &budget{max: int64(orDefault(p.MaxMemory, 256<<20))} })
+	p.memOnce.Do(func() { p.mem = &budget{max: int64(orDefault(p.MaxMemory, defaultMaxMemory))} })
 	return p.mem
 }
 
