@@ -58,6 +58,8 @@ type Client struct {
 	closed  bool
 	life    context.Context // cancelled by Close, ending dials under way
 	end     context.CancelFunc
+
+	stats clientNodeCounts
 }
 
 // Send sends payload to a server of policy and returns its reply. An error
@@ -65,6 +67,13 @@ type Client struct {
 // (test it with errors.Is against [ErrNoServer], [ErrUnavailable], ...). If
 // ctx ends first, Send returns ctx's error and the late answer is dropped.
 func (c *Client) Send(ctx context.Context, policy, payload string) (*Message, error) {
+	reply, err := c.sendRetrying(ctx, policy, payload)
+	c.stats.sendReturned(err)
+	return reply, err
+}
+
+// sendRetrying is Send, tried again as Retry says.
+func (c *Client) sendRetrying(ctx context.Context, policy, payload string) (*Message, error) {
 	var delay time.Duration
 	for {
 		reply, err := c.sendOnce(ctx, policy, payload)
@@ -113,6 +122,9 @@ func (c *Client) sendOnce(ctx context.Context, policy, payload string) (*Message
 	if err != nil {
 		return nil, err
 	}
+	c.stats.sent.Add(1)
+	c.stats.inFlight.Add(1)
+	defer c.stats.inFlight.Add(-1)
 	select {
 	case <-ca.done:
 		reply, err := ca.reply, ca.err
@@ -225,6 +237,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	cc.out.conn = nc
 	cc.g.Go(cc.readLoop)
 	c.cur, c.at = cc, at
+	c.stats.connects.Add(1)
 	return cc, nil
 }
 

@@ -82,6 +82,10 @@
 //		return nil
 //	}
 //
+// Each role counts what it does, without a lock on a message's way:
+// [Proxy.Stats], [Server.Stats] and [Client.Stats] return snapshots, plain
+// values with JSON tags.
+//
 // # Protocol
 //
 // Peers exchange JSON objects over TCP with no framing; revproxy writes each

@@ -64,8 +64,8 @@ func (p *pool) close() {
 func (j job) serve(ctx context.Context) {
 	reply := j.run.handle(ctx, j.m)
 	reply.Seq = j.m.Seq
-	j.run.s.sendAnswer(j.out, &reply, j.quoted)
-	j.run.drain.answered()
+	j.run.sendAnswer(j.out, &reply, j.quoted)
+	j.run.done()
 }
 
 // sendMessage queues m on out as one JSON line.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed-c202d8a5/revproxy/internal/wire"
@@ -96,6 +97,8 @@ type Server struct {
 	// Logger receives the registration at Info, every message at Debug
 	// and failures at Warn. Nil means silent.
 	Logger *slog.Logger
+
+	stats atomic.Value // *serverNodeCounts, made on first use; see counters
 }
 
 func (s *Server) ackTimeout() time.Duration {
@@ -154,7 +157,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	proxies := s.proxies()
 	sr := &serverRun{s: s, log: logger(s.Logger), stop: ctx, port: port, role: connRegistration,
-		several: len(proxies) > 1, handlers: newPool(s.maxHandlers()), drain: newDrainState()}
+		several: len(proxies) > 1, handlers: newPool(s.maxHandlers()), drain: newDrainState(), stats: s.counters()}
 	if ln == nil {
 		sr.role = connOnlyRegistration
 	}
@@ -192,6 +195,21 @@ type serverRun struct {
 	several  bool            // registering with more than one proxy
 	handlers *pool
 	drain    *drainState
+	stats    *serverNodeCounts // the Server's
+}
+
+// took counts a data message read: it is in hand until done.
+func (sr *serverRun) took() {
+	sr.stats.answers.messages.Add(1)
+	sr.stats.inHand.Add(1)
+	sr.drain.took()
+}
+
+// done counts a message taken as no longer in hand: its answer is queued,
+// or it is dropped.
+func (sr *serverRun) done() {
+	sr.stats.inHand.Add(-1)
+	sr.drain.answered()
 }
 
 // drainTimeout returns the grace period for draining, or 0 for none.
@@ -351,6 +369,8 @@ const (
 func (sr *serverRun) serveConn(ctx context.Context, c net.Conn, role connRole) (acked bool, err error) {
 	s, st, log := sr.s, sr.drain, sr.log
 	registration := role != connFromListener
+	sr.stats.conns.Add(1)
+	defer sr.stats.conns.Add(-1)
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
@@ -362,6 +382,7 @@ func (sr *serverRun) serveConn(ctx context.Context, c net.Conn, role connRole) (
 		log.Warn("Refused a message", "from", c.RemoteAddr().String(), "err", text)
 		e := newError(s.ID, destid, code, text)
 		e.Seq = seq
+		sr.stats.answers.count(code)
 		sendMessage(out, e, quoted)
 	}
 	var alive liveness // once acknowledged, the proxy answers our pings
@@ -395,17 +416,17 @@ func (sr *serverRun) serveConn(ctx context.Context, c net.Conn, role connRole) (
 		}
 		switch {
 		case m.Type == TypeData && m.Seq == 0:
-			st.took()
+			sr.took()
 			reply := sr.handle(ctx, m)
-			err := s.sendAnswer(out, &reply, quoted)
-			st.answered()
+			err := sr.sendAnswer(out, &reply, quoted)
+			sr.done()
 			if err != nil {
 				return acked, nil
 			}
 		case m.Type == TypeData:
-			st.took()
+			sr.took()
 			if !sr.handlers.submit(ctx, job{run: sr, out: out, m: m, quoted: quoted}) {
-				st.answered()
+				sr.done()
 				return acked, nil
 			}
 		case m.Type == TypeError && registration:
@@ -417,6 +438,9 @@ func (sr *serverRun) serveConn(ctx context.Context, c net.Conn, role connRole) (
 			if !acked {
 				st.linkUp(out)
 				defer st.linkDown(out)
+				sr.stats.registrations.Add(1)
+				sr.stats.proxies.Add(1)
+				defer sr.stats.proxies.Add(-1)
 			}
 			if every := s.heartbeat(); every > 0 && !acked {
 				alive.start(c, int(every/time.Millisecond))
@@ -443,16 +467,20 @@ func (s *Server) maxMessageSize() int { return orDefault(s.MaxMessageSize, defau
 
 // sendAnswer queues the answer m on out, or, when it is over the server's
 // size limit (so a proxy with the same limit could not take it either), an
-// error message in its place.
-func (s *Server) sendAnswer(out *outbox, m *Message, quoted bool) error {
+// error message in its place, and counts what it queues.
+func (sr *serverRun) sendAnswer(out *outbox, m *Message, quoted bool) error {
+	s := sr.s
+	code := m.Code // "" for a reply
 	b := out.begin()
 	start := len(b)
 	b = appendMessage(b, m, quoted)
 	if limit := s.maxMessageSize(); len(b)-start > limit {
-		e := newError(s.ID, m.DestID, codeTooLarge, tooLargeText("the handler's answer", "server's", limit))
+		code = codeTooLarge
+		e := newError(s.ID, m.DestID, code, tooLargeText("the handler's answer", "server's", limit))
 		e.Seq = m.Seq
 		b = appendMessage(b[:start], e, quoted)
 	}
+	sr.stats.answers.count(code)
 	return out.end(append(b, '\n'))
 }
 
@@ -469,6 +497,7 @@ func (sr *serverRun) handle(ctx context.Context, m *Message) (answer Message) {
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("Handler panicked", "client", m.SrcID, "reqid", m.RequestID, "panic", v)
+			sr.stats.panics.Add(1)
 			answer = *errorMessage(s.ID, m, codeHandler, fmt.Sprint("handler panicked: ", v))
 		}
 		answer.RequestID = m.RequestID // the answer's trace is the message's
