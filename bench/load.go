@@ -31,6 +31,11 @@ type point struct {
 	HasBroker bool          // the system has a broker process
 	CPUErr    string
 	Others    float64 // share of the machine other processes used in the window
+
+	P90, P999 time.Duration // the 90th and 99.9th percentiles
+	// Served is, for systems that count them, the messages each server
+	// was given during the window, in the system's order of servers.
+	Served []int64
 }
 
 func (p point) RPS() float64 {
@@ -82,8 +87,10 @@ const endGrace = 5 * time.Second
 // closedLoop runs one goroutine per sender, each sending a payload of size
 // bytes, waiting for the answer and sending again. Every sender first sends
 // once to open its connection; then the clock starts: warm-up, then the
-// measured window. Requests answered within the window count.
-func closedLoop(ctx context.Context, senders []sendFunc, size int, warmup, window time.Duration, cpu *cpuMeter) point {
+// measured window. Requests answered within the window count. served, if
+// not nil, returns the messages each server has been given so far; it is
+// read at both ends of the window.
+func closedLoop(ctx context.Context, senders []sendFunc, size int, warmup, window time.Duration, cpu *cpuMeter, served func() []int64) point {
 	n := len(senders)
 	ws := make([]worker, n)
 	runCtx, cancel := context.WithCancel(ctx)
@@ -158,7 +165,7 @@ func closedLoop(ctx context.Context, senders []sendFunc, size int, warmup, windo
 		}
 		slices.Sort(lat)
 		p.Requests = len(lat)
-		p.P50, p.P99 = percentile(lat, 50), percentile(lat, 99)
+		p.P50, p.P90, p.P99, p.P999 = percentile(lat, 500), percentile(lat, 900), percentile(lat, 990), percentile(lat, 999)
 		return p
 	}
 
@@ -181,11 +188,20 @@ func closedLoop(ctx context.Context, senders []sendFunc, size int, warmup, windo
 	}
 	c0, b0, err0 := cpu.read()
 	m0, merr0 := machineBusy()
+	var s0 []int64
+	if served != nil {
+		s0 = served()
+	}
 	if !sleepUntil(ctx, wEnd) {
 		return finish()
 	}
 	c1, b1, err1 := cpu.read()
 	m1, merr1 := machineBusy()
+	if served != nil {
+		for i, n := range served() {
+			p.Served = append(p.Served, n-s0[i])
+		}
+	}
 	p.Window = window
 	p.HasBroker = cpu.broker != 0
 	if err := firstErr(err0, err1); err != nil {
@@ -226,12 +242,13 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-// percentile returns the nearest-rank percentile of sorted durations.
-func percentile(sorted []time.Duration, pct int) time.Duration {
+// percentile returns the nearest-rank percentile of sorted durations, in
+// permille: 990 is the 99th percentile, 999 the 99.9th.
+func percentile(sorted []time.Duration, permille int) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	rank := (len(sorted)*pct + 99) / 100 // ceil(len*pct/100)
+	rank := (len(sorted)*permille + 999) / 1000 // ceil(len*permille/1000)
 	return sorted[max(rank, 1)-1]
 }
 

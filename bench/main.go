@@ -1,6 +1,7 @@
 // Command bench measures revproxy side by side with clients talking straight
 // to the servers, with NATS request/reply and with the Python seed proxy, all
-// on loopback, and writes a markdown report and a throughput chart.
+// on loopback, and writes a markdown report and a throughput chart; and it
+// compares the proxy's balancers with one slow server among four.
 //
 //	go -C bench run . -out ../docs
 //
@@ -34,6 +35,7 @@ type config struct {
 	systems   []string // main-table systems, in report order
 	scale     bool     // run the server-count table
 	idle      bool     // run the idle-connection memory test
+	balance   bool     // run the balancers with one slow server of four
 	out       string
 	testdata  string
 	clients   []int
@@ -55,7 +57,7 @@ func main() {
 	repeat := fs.Int("repeat", 3, "rounds per point; the report gives medians and the req/s range (-quick: 1)")
 	quick := fs.Bool("quick", false, "fewer, shorter points, for a smoke test (-duration defaults to 300ms, -repeat to 1)")
 	systems := fs.String("systems", strings.Join(defaultSystems(), ","), "comma-separated list of what to run")
-	out := fs.String("out", "", "directory for bench.md and throughput.svg (none: report on stdout only)")
+	out := fs.String("out", "", "directory for bench.md and throughput.svg, and balance.md and balance.svg when balance runs (none: report on stdout only)")
 	testdata := fs.String("testdata", filepath.Join("..", "testdata"), "directory of the Python seed proxy and servers")
 	idleConns := fs.Int("idle-conns", 10000, "idle client connections for the memory test (-quick: 1000)")
 	proxy := fs.String("proxy", brokerRevproc, "the program run as revproxy's proxy process: child (this binary, a Proxy with no logger) or revproc (examples/revproc -q, built from the checkout)")
@@ -159,7 +161,7 @@ func defaultSystems() []string {
 			names = append(names, s.name)
 		}
 	}
-	return append(names, "scale", "idle")
+	return append(names, "scale", "idle", "balance")
 }
 
 // knownSystems is every name -systems takes.
@@ -168,7 +170,7 @@ func knownSystems() []string {
 	for _, s := range allSystems {
 		names = append(names, s.name)
 	}
-	return append(names, "scale", "idle")
+	return append(names, "scale", "idle", "balance")
 }
 
 // checkoutDir makes dir absolute and checks that it holds a checkout of
@@ -196,6 +198,8 @@ func (cfg *config) setSystems(list string) error {
 			cfg.scale = true
 		case name == "idle":
 			cfg.idle = true
+		case name == "balance":
+			cfg.balance = true
 		case systemNamed(name).baseline && cfg.baseline == "":
 			return fmt.Errorf("%s needs -baseline DIR", name)
 		case slices.Contains(known, name):
@@ -206,7 +210,7 @@ func (cfg *config) setSystems(list string) error {
 			return fmt.Errorf("unknown system %q (known: %s)", name, strings.Join(known, ", "))
 		}
 	}
-	if len(cfg.systems) == 0 && !cfg.scale && !cfg.idle {
+	if len(cfg.systems) == 0 && !cfg.scale && !cfg.idle && !cfg.balance {
 		return errors.New("-systems names nothing to run")
 	}
 	return nil
@@ -223,8 +227,9 @@ type results struct {
 	scaleErr string
 	idle     *idleResult
 	idleErr  string
-	others   float64 // share of the machine other processes used
-	loadavg  string  // /proc/loadavg at the start
+	balance  []balancePoint // by balancer, in report order
+	others   float64        // share of the machine other processes used
+	loadavg  string         // /proc/loadavg at the start
 }
 
 type scalePoint struct {
@@ -245,7 +250,7 @@ func run(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("raise the open-file limit: %w", err)
 	}
 	defer removeRevproc()
-	if cfg.proxy == brokerRevproc && (cfg.scale || slices.ContainsFunc(cfg.systems, func(name string) bool {
+	if cfg.balance || cfg.proxy == brokerRevproc && (cfg.scale || slices.ContainsFunc(cfg.systems, func(name string) bool {
 		return name != "revproxy-inproc" && strings.HasPrefix(name, "revproxy")
 	})) {
 		if _, err := buildRevproc(ctx, ""); err != nil {
@@ -271,6 +276,9 @@ func run(ctx context.Context, cfg *config) error {
 		}
 		progress("idle: done")
 	}
+	if cfg.balance && ctx.Err() == nil {
+		runBalance(ctx, cfg, res)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -285,6 +293,31 @@ func run(ctx context.Context, cfg *config) error {
 		if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 			return err
 		}
+		if err := writeReports(cfg, res, report); err != nil {
+			return err
+		}
+	}
+	// Everything started has been stopped; say so if a goroutine lingers.
+	time.Sleep(200 * time.Millisecond)
+	if n := runtime.NumGoroutine(); n > goroutines+2 {
+		progress("warning: %d goroutines still running (%d at start)", n, goroutines)
+	}
+	return nil
+}
+
+// measuresMain reports whether the run measures more than the balance
+// scenario: the main table, the scale table or the idle test.
+func (cfg *config) measuresMain() bool {
+	return len(cfg.systems) > 0 || cfg.scale || cfg.idle
+}
+
+// writeReports writes bench.md (the whole report) and throughput.svg into
+// cfg.out when the run measured more than the balance scenario, and
+// balance.md (the report of the balance scenario alone) and balance.svg
+// when it measured that: so the balance scenario run alone leaves the
+// main report as it was.
+func writeReports(cfg *config, res *results, report string) error {
+	if cfg.measuresMain() {
 		if err := os.WriteFile(filepath.Join(cfg.out, "bench.md"), []byte(report), 0o644); err != nil {
 			return err
 		}
@@ -299,10 +332,19 @@ func run(ctx context.Context, cfg *config) error {
 		}
 		progress("wrote %s and %s", filepath.Join(cfg.out, "bench.md"), filepath.Join(cfg.out, "throughput.svg"))
 	}
-	// Everything started has been stopped; say so if a goroutine lingers.
-	time.Sleep(200 * time.Millisecond)
-	if n := runtime.NumGoroutine(); n > goroutines+2 {
-		progress("warning: %d goroutines still running (%d at start)", n, goroutines)
+	if cfg.balance {
+		only := &config{duration: cfg.duration, warmup: cfg.warmup, repeat: cfg.repeat, quick: cfg.quick,
+			balance: true, out: cfg.out, testdata: cfg.testdata, proxy: cfg.proxy}
+		if err := os.WriteFile(filepath.Join(cfg.out, "balance.md"), []byte(markdown(only, res)), 0o644); err != nil {
+			return err
+		}
+		subtitle := fmt.Sprintf("%d CPUs, %s; proxy in its own process; %d servers, server 1 slow; median of %d %s of %v",
+			runtime.NumCPU(), res.started.UTC().Format("2006-01-02"), balanceServers, cfg.repeat, plural(cfg.repeat, "round"), cfg.duration)
+		svg := balanceSVG("Latency by balancer, one slow server among four, closed loop", subtitle, res)
+		if err := os.WriteFile(filepath.Join(cfg.out, "balance.svg"), []byte(svg), 0o644); err != nil {
+			return err
+		}
+		progress("wrote %s and %s", filepath.Join(cfg.out, "balance.md"), filepath.Join(cfg.out, "balance.svg"))
 	}
 	return nil
 }
@@ -424,7 +466,7 @@ func measure(ctx context.Context, cfg *config, e *env, n, size int) point {
 		senders = append(senders, send)
 		closers = append(closers, closeFn)
 	}
-	return closedLoop(ctx, senders, size, cfg.warmup, cfg.duration, &cpuMeter{broker: e.broker, pids: e.pids})
+	return closedLoop(ctx, senders, size, cfg.warmup, cfg.duration, &cpuMeter{broker: e.broker, pids: e.pids}, e.served)
 }
 
 func progress(format string, args ...any) {
@@ -473,7 +515,11 @@ func markdown(cfg *config, res *results) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
-	w("# revproxy benchmark\n\n")
+	if cfg.measuresMain() {
+		w("# revproxy benchmark\n\n")
+	} else {
+		w("# revproxy benchmark: the balancers\n\n")
+	}
 	w("- Date: %s\n", res.started.UTC().Format("2006-01-02 15:04 UTC"))
 	w("- Machine: %d CPUs (%s), Linux %s, %s %s/%s, GOMAXPROCS %d\n",
 		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
@@ -495,46 +541,24 @@ func markdown(cfg *config, res *results) string {
 	w("- Run time: %s\n", res.elapsed.Round(time.Second))
 	w("- Rounds: %d per point, each a %v warm-up then a %v measured window; tables give the median over the rounds and the lowest–highest req/s\n",
 		cfg.repeat, cfg.warmup, cfg.duration)
-	w("- Shape: each broker (revproxy's Proxy, nats-server, the Python seed proxy) runs as a process of its own, as deployed; this benchmark's process, the load process, holds the 2 servers (revproxy Servers, NATS responders) and the clients, the same for every system. Only `revproxy-inproc`, labelled, runs its Proxy inside the load process. revproxy's proxy process: %s.\n", proxyProgram(cfg))
-	w("- Method: closed loop on 127.0.0.1. Every point (system × clients × payload, and each server count of the scale table) is measured in %d %s. "+
-		"A round measures every system at the same clients and payload one after the other, each started afresh, in an order rotated by one each round; "+
-		"so a slow phase of the machine hits every system alike, and the rounds of one system can be paired with the same rounds of another. "+
-		"req/s, p50, p99 and CPU µs/msg are each the median of the rounds' values (p50, p99 and CPU over the rounds that answered); `range` is the lowest and highest req/s of the rounds; errors are summed over all rounds. "+
-		"Each client is a goroutine with its own connection that sends a request, waits for the answer and sends again. Every client sends once before the clock starts (to connect), then a %v warm-up, then a %v measured window; requests answered within the window count. A request still unanswered %v after the window (or a first request unanswered after %v) is cancelled and counted as an error. Payloads are printable ASCII; every answer's SHA1 is checked and any failure or mismatch counts as an error (warm-up included). CPU µs/msg is the CPU time (user+system) of every process taking part over the window, divided by the requests; `broker` is the part used by the broker process (revproxy's proxy process, nats-server, the Python proxy), `load` the rest: the load process and, for seed, the Python servers. CPU times of other processes come from /proc/PID/stat, in 10 ms ticks.\n\n",
-		cfg.repeat, plural(cfg.repeat, "round"), cfg.warmup, cfg.duration, endGrace, primeTimeout)
-
-	w("## Systems\n\n")
-	for _, s := range allSystems {
-		if slices.Contains(cfg.systems, s.name) {
-			w("- `%s`: %s.\n", s.name, s.about)
-		}
+	if cfg.measuresMain() {
+		mainMethod(&b, cfg)
+	} else {
+		w("- Method: closed loop on 127.0.0.1; each client is a goroutine with its own connection that sends a request, waits for the answer and sends again. Every client sends once before the clock starts (to connect), then a %v warm-up, then a %v measured window; requests answered within the window count, and p50, p90, p99 and p99.9 are nearest-rank percentiles of their latencies. A request still unanswered %v after the window is cancelled and counted as an error. Every answer's SHA1 is checked and any failure or mismatch counts as an error (warm-up included). CPU times of the proxy process come from /proc/PID/stat, in 10 ms ticks.\n",
+			cfg.warmup, cfg.duration, endGrace)
 	}
-	w("\n## Results\n\n")
-	w("CPU µs/msg: `all` processes taking part, of which the `broker` process (– when there is none) and the rest (`load`). Rows marked \"on 1 conn\" are %d client goroutines sharing one connection.\n\n", sharedClients)
-	w("| system | clients | payload | req/s (median) | range | p50 | p99 | CPU µs/msg all | broker | load | errors |\n")
-	w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+
 	var notes []string
-	for _, name := range cfg.systems {
-		if reason, ok := res.skipped[name]; ok {
-			w("| %s | – | – | skipped: %s | | | | | |\n", name, oneLine(reason))
-			notes = append(notes, fmt.Sprintf("`%s` did not run: %s", name, oneLine(reason)))
-			continue
-		}
-		for _, p := range res.points {
-			if p.System != name {
-				continue
-			}
-			clients := fmt.Sprint(p.Clients)
-			if systemNamed(name).clients != nil {
-				clients += " on 1 conn"
-			}
-			w("%s\n", p.row(p.System, clients))
-			if note := p.note(); note != "" {
-				notes = append(notes, note)
+	if len(cfg.systems) > 0 {
+		w("## Systems\n\n")
+		for _, s := range allSystems {
+			if slices.Contains(cfg.systems, s.name) {
+				w("- `%s`: %s.\n", s.name, s.about)
 			}
 		}
+		w("\n## Results\n\n")
+		mainTable(&b, cfg, res, &notes)
 	}
-
 	if cfg.scale {
 		w("\n## Servers on one policy\n\n")
 		w("`revproxy` with %d clients and %d B payloads while 1 to %d Servers (each with its own loopback listener, in the load process) are registered on %s; the Proxy runs in a process of its own, as for `revproxy`.\n\n",
@@ -562,6 +586,10 @@ func markdown(cfg *config, res *results) string {
 		if res.idleErr != "" {
 			notes = append(notes, "idle test: "+oneLine(res.idleErr))
 		}
+	}
+
+	if cfg.balance {
+		w("%s", balanceSection(cfg, res, &notes))
 	}
 
 	if lines := versusBaseline(cfg, res); len(lines) > 0 {
@@ -592,6 +620,47 @@ func markdown(cfg *config, res *results) string {
 		w("- %s\n", n)
 	}
 	return b.String()
+}
+
+// mainMethod writes the header lines that describe the main table's shape
+// and method.
+func mainMethod(b *strings.Builder, cfg *config) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("- Shape: each broker (revproxy's Proxy, nats-server, the Python seed proxy) runs as a process of its own, as deployed; this benchmark's process, the load process, holds the 2 servers (revproxy Servers, NATS responders) and the clients, the same for every system. Only `revproxy-inproc`, labelled, runs its Proxy inside the load process. revproxy's proxy process: %s.\n", proxyProgram(cfg))
+	w("- Method: closed loop on 127.0.0.1. Every point (system × clients × payload, and each server count of the scale table) is measured in %d %s. "+
+		"A round measures every system at the same clients and payload one after the other, each started afresh, in an order rotated by one each round; "+
+		"so a slow phase of the machine hits every system alike, and the rounds of one system can be paired with the same rounds of another. "+
+		"req/s, p50, p99 and CPU µs/msg are each the median of the rounds' values (p50, p99 and CPU over the rounds that answered); `range` is the lowest and highest req/s of the rounds; errors are summed over all rounds. "+
+		"Each client is a goroutine with its own connection that sends a request, waits for the answer and sends again. Every client sends once before the clock starts (to connect), then a %v warm-up, then a %v measured window; requests answered within the window count. A request still unanswered %v after the window (or a first request unanswered after %v) is cancelled and counted as an error. Payloads are printable ASCII; every answer's SHA1 is checked and any failure or mismatch counts as an error (warm-up included). CPU µs/msg is the CPU time (user+system) of every process taking part over the window, divided by the requests; `broker` is the part used by the broker process (revproxy's proxy process, nats-server, the Python proxy), `load` the rest: the load process and, for seed, the Python servers. CPU times of other processes come from /proc/PID/stat, in 10 ms ticks.\n\n",
+		cfg.repeat, plural(cfg.repeat, "round"), cfg.warmup, cfg.duration, endGrace, primeTimeout)
+}
+
+// mainTable renders the main table; it appends its notes to notes.
+func mainTable(b *strings.Builder, cfg *config, res *results, notes *[]string) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("CPU µs/msg: `all` processes taking part, of which the `broker` process (– when there is none) and the rest (`load`). Rows marked \"on 1 conn\" are %d client goroutines sharing one connection.\n\n", sharedClients)
+	w("| system | clients | payload | req/s (median) | range | p50 | p99 | CPU µs/msg all | broker | load | errors |\n")
+	w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, name := range cfg.systems {
+		if reason, ok := res.skipped[name]; ok {
+			w("| %s | – | – | skipped: %s | | | | | |\n", name, oneLine(reason))
+			*notes = append(*notes, fmt.Sprintf("`%s` did not run: %s", name, oneLine(reason)))
+			continue
+		}
+		for _, p := range res.points {
+			if p.System != name {
+				continue
+			}
+			clients := fmt.Sprint(p.Clients)
+			if systemNamed(name).clients != nil {
+				clients += " on 1 conn"
+			}
+			w("%s\n", p.row(p.System, clients))
+			if note := p.note(); note != "" {
+				*notes = append(*notes, note)
+			}
+		}
+	}
 }
 
 // othersNoted is the share of the machine used by other processes above
@@ -660,42 +729,9 @@ func targets(cfg *config, res *results) []string {
 	at := fmt.Sprintf("%d clients, %d B", scaleClients, scalePayload)
 	of := fmt.Sprintf("medians of %d %s", cfg.repeat, plural(cfg.repeat, "round"))
 
-	rp, rpWhy := get("revproxy", scaleClients, scalePayload)
-	nt, why := get("nats", scaleClients, scalePayload)
-	if why := firstNonEmpty(rpWhy, why); why != "" {
-		out = append(out, fmt.Sprintf("revproxy / nats throughput at %s (target ≥ 1.5×): n/a (%s)", at, why))
-	} else {
-		r := rp.RPS / nt.RPS
-		out = append(out, fmt.Sprintf("revproxy / nats throughput at %s, %s: %s / %s req/s = %.2f× (target ≥ 1.5×): %s",
-			at, of, fmtRate(rp.RPS), fmtRate(nt.RPS), r, verdict(r >= 1.5, rp, nt)))
-		if cfg.repeat > 1 {
-			text, met, total := roundRatios(rp, nt, 1.5)
-			out = append(out, fmt.Sprintf("revproxy / nats throughput at %s round by round (revproxy round k / nats round k): %s; **%d of %d rounds ≥ 1.5×**",
-				at, text, met, total))
-		}
-		out = append(out, fmt.Sprintf("revproxy / nats p99 at %s, %s: %s / %s = %.2f× (%s)",
-			at, of, fmtDur(rp.P99), fmtDur(nt.P99), float64(rp.P99)/float64(nt.P99), lowerHigher(rp.P99, nt.P99)))
+	if len(cfg.systems) > 0 {
+		out = append(out, mainTargets(cfg, res, get, verdict)...)
 	}
-
-	rp1, why1 := get("revproxy", 1, scalePayload)
-	d1, why2 := get("direct", 1, scalePayload)
-	if why := firstNonEmpty(why1, why2); why != "" {
-		out = append(out, fmt.Sprintf("revproxy / direct p50 at 1 client, %d B (target ≤ 2.5×): n/a (%s)", scalePayload, why))
-	} else {
-		r := float64(rp1.P50) / float64(d1.P50)
-		out = append(out, fmt.Sprintf("revproxy / direct p50 at 1 client, %d B, %s: %s / %s = %.2f× (target ≤ 2.5×): %s",
-			scalePayload, of, fmtDur(rp1.P50), fmtDur(d1.P50), r, verdict(r <= 2.5, rp1, d1)))
-	}
-
-	sd, why := get("seed", scaleClients, scalePayload)
-	if why := firstNonEmpty(rpWhy, why); why != "" {
-		out = append(out, fmt.Sprintf("revproxy / seed throughput at %s (target ≥ 20×): n/a (%s)", at, why))
-	} else {
-		r := rp.RPS / sd.RPS
-		out = append(out, fmt.Sprintf("revproxy / seed throughput at %s, %s: %s / %s req/s = %.1f× (target ≥ 20×): %s",
-			at, of, fmtRate(rp.RPS), fmtRate(sd.RPS), r, verdict(r >= 20, rp, sd)))
-	}
-
 	if cfg.scale {
 		var two, most *scalePoint
 		for i := range res.scale {
@@ -735,6 +771,53 @@ func targets(cfg *config, res *results) []string {
 				r.Conns, fmtBytes(rss), fmtBytes(gomem), v))
 		}
 	}
+	if cfg.balance {
+		out = append(out, balanceTargets(res)...)
+	}
+	return out
+}
+
+// mainTargets checks the main table against the project's goals.
+func mainTargets(cfg *config, res *results, get func(string, int, int) (stat, string), verdict func(bool, ...stat) string) []string {
+	var out []string
+	at := fmt.Sprintf("%d clients, %d B", scaleClients, scalePayload)
+	of := fmt.Sprintf("medians of %d %s", cfg.repeat, plural(cfg.repeat, "round"))
+	rp, rpWhy := get("revproxy", scaleClients, scalePayload)
+	nt, why := get("nats", scaleClients, scalePayload)
+	if why := firstNonEmpty(rpWhy, why); why != "" {
+		out = append(out, fmt.Sprintf("revproxy / nats throughput at %s (target ≥ 1.5×): n/a (%s)", at, why))
+	} else {
+		r := rp.RPS / nt.RPS
+		out = append(out, fmt.Sprintf("revproxy / nats throughput at %s, %s: %s / %s req/s = %.2f× (target ≥ 1.5×): %s",
+			at, of, fmtRate(rp.RPS), fmtRate(nt.RPS), r, verdict(r >= 1.5, rp, nt)))
+		if cfg.repeat > 1 {
+			text, met, total := roundRatios(rp, nt, 1.5)
+			out = append(out, fmt.Sprintf("revproxy / nats throughput at %s round by round (revproxy round k / nats round k): %s; **%d of %d rounds ≥ 1.5×**",
+				at, text, met, total))
+		}
+		out = append(out, fmt.Sprintf("revproxy / nats p99 at %s, %s: %s / %s = %.2f× (%s)",
+			at, of, fmtDur(rp.P99), fmtDur(nt.P99), float64(rp.P99)/float64(nt.P99), lowerHigher(rp.P99, nt.P99)))
+	}
+
+	rp1, why1 := get("revproxy", 1, scalePayload)
+	d1, why2 := get("direct", 1, scalePayload)
+	if why := firstNonEmpty(why1, why2); why != "" {
+		out = append(out, fmt.Sprintf("revproxy / direct p50 at 1 client, %d B (target ≤ 2.5×): n/a (%s)", scalePayload, why))
+	} else {
+		r := float64(rp1.P50) / float64(d1.P50)
+		out = append(out, fmt.Sprintf("revproxy / direct p50 at 1 client, %d B, %s: %s / %s = %.2f× (target ≤ 2.5×): %s",
+			scalePayload, of, fmtDur(rp1.P50), fmtDur(d1.P50), r, verdict(r <= 2.5, rp1, d1)))
+	}
+
+	sd, why := get("seed", scaleClients, scalePayload)
+	if why := firstNonEmpty(rpWhy, why); why != "" {
+		out = append(out, fmt.Sprintf("revproxy / seed throughput at %s (target ≥ 20×): n/a (%s)", at, why))
+	} else {
+		r := rp.RPS / sd.RPS
+		out = append(out, fmt.Sprintf("revproxy / seed throughput at %s, %s: %s / %s req/s = %.1f× (target ≥ 20×): %s",
+			at, of, fmtRate(rp.RPS), fmtRate(sd.RPS), r, verdict(r >= 20, rp, sd)))
+	}
+
 	return out
 }
 

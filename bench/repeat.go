@@ -18,6 +18,7 @@ type stat struct {
 
 	RPS, MinRPS, MaxRPS float64       // median, lowest and highest req/s
 	P50, P99            time.Duration // medians over the rounds that answered
+	P90, P999           time.Duration // the same, for the 90th and 99.9th percentiles
 	CPU                 float64       // median CPU µs/msg over the rounds where it was measured
 	Broker, Load        float64       // median broker and load CPU µs/msg (load: every participant but the broker)
 	CPUOK               bool          // some round measured CPU
@@ -34,7 +35,7 @@ func summarize(rounds []point) stat {
 	}
 	s.System, s.Clients, s.Payload = rounds[0].System, rounds[0].Clients, rounds[0].Payload
 	var rps, cpu, broker, load []float64
-	var p50, p99 []time.Duration
+	var p50, p90, p99, p999 []time.Duration
 	for _, p := range rounds {
 		rps = append(rps, p.RPS())
 		s.Errors += p.Errors
@@ -45,7 +46,9 @@ func summarize(rounds []point) stat {
 			continue
 		}
 		p50 = append(p50, p.P50)
+		p90 = append(p90, p.P90)
 		p99 = append(p99, p.P99)
+		p999 = append(p999, p.P999)
 		if p.CPUErr == "" {
 			cpu = append(cpu, p.CPUPerMsg())
 			broker = append(broker, p.BrokerPerMsg())
@@ -54,7 +57,7 @@ func summarize(rounds []point) stat {
 		}
 	}
 	s.RPS, s.MinRPS, s.MaxRPS = median(rps), slices.Min(rps), slices.Max(rps)
-	s.P50, s.P99 = medianDur(p50), medianDur(p99)
+	s.P50, s.P90, s.P99, s.P999 = medianDur(p50), medianDur(p90), medianDur(p99), medianDur(p999)
 	if len(cpu) > 0 {
 		s.CPU, s.Broker, s.Load, s.CPUOK = median(cpu), median(broker), median(load), true
 	}

@@ -87,9 +87,10 @@ func removeRevproc() {
 	}
 }
 
-// startRevproc runs examples/revproc -q of checkout (see buildRevproc) on a
-// free loopback port and waits until it accepts connections.
-func startRevproc(ctx context.Context, checkout string) (p *proc, addr string, cleanup func(), err error) {
+// startRevproc runs examples/revproc -q of checkout (see buildRevproc),
+// with args added to its command line, on a free loopback port and waits
+// until it accepts connections.
+func startRevproc(ctx context.Context, checkout string, args ...string) (p *proc, addr string, cleanup func(), err error) {
 	bin, err := buildRevproc(ctx, checkout)
 	if err != nil {
 		return nil, "", nil, err
@@ -103,7 +104,7 @@ func startRevproc(ctx context.Context, checkout string) (p *proc, addr string, c
 		os.RemoveAll(dir)
 		return nil, "", nil, err
 	}
-	p, err = startProc(dir, "revproc", bin, "-port", strconv.Itoa(port), "-q")
+	p, err = startProc(dir, "revproc", bin, append([]string{"-port", strconv.Itoa(port), "-q"}, args...)...)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, "", nil, err

@@ -85,6 +85,9 @@ type env struct {
 	pids []int
 	// close stops everything the system started.
 	close func()
+	// served, if set, returns the messages each server has been given so
+	// far, in the system's order of servers.
+	served func() []int64
 	// version describes the outside software, if any.
 	version string
 }

@@ -71,6 +71,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124", "-revproc", "no-port"}, "neither a port nor host:port"},
 		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124", "-revproc", "0"}, "out of range"},
 		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124", "-revproc", "localhost:99999"}, "does not end in a port"},
+		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124", "-revproc", "123", "-weight", "0"}, "out of range (1-1000)"},
+		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124", "-revproc", "123", "-weight", "x"}, "not a number"},
 		{[]string{"client", "-id", "50", "-revproc", "123"}, "missing -pkt"},
 		{[]string{"client"}, "missing -id, -revproc, -pkt"},
 		{[]string{"client", "-id", "50", "-revproc", "65536", "-pkt", "x"}, "out of range"},

@@ -81,6 +81,34 @@ func (p *Port) Set(v string) error {
 // Addr returns the address to listen on all interfaces at the port.
 func (p *Port) Addr() string { return net.JoinHostPort("", p.String()) }
 
+// Int is an integer flag that refuses values outside Min to Max.
+type Int struct {
+	Value, Min, Max int
+}
+
+// IntFlag defines an integer flag from lo to hi, value by default.
+func IntFlag(name string, value, lo, hi int, usage string) *Int {
+	n := &Int{Value: value, Min: lo, Max: hi}
+	flag.Var(n, name, usage)
+	return n
+}
+
+// String returns the value in decimal.
+func (n *Int) String() string { return strconv.Itoa(n.Value) }
+
+// Set parses an integer, refusing anything outside Min to Max.
+func (n *Int) Set(v string) error {
+	i, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", v)
+	}
+	if i < n.Min || i > n.Max {
+		return fmt.Errorf("%d is out of range (%d-%d)", i, n.Min, n.Max)
+	}
+	n.Value = i
+	return nil
+}
+
 // ProxyAddr is a -revproc value: a bare port means the proxy runs on this
 // machine, as in the homework; host:port is used as is.
 type ProxyAddr string
