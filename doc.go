@@ -132,6 +132,16 @@
 //   - "hold", "mux", "seq" and "code" are revproxy's extensions; other peers
 //     ignore them.
 //
+// # Operations
+//
+// [Proxy.Stats] returns a snapshot of a proxy: its policies and servers in
+// the table's order, each server's state ([Up], [Draining] or [Ejected]),
+// messages in flight, counts and latency, and the proxy's totals and recent
+// errors. [Admin] serves it over HTTP for operators: Prometheus metrics, a
+// status page that refreshes itself, the snapshot as JSON, a health check
+// and, if asked, the runtime's profiles. The module's examples/revproc
+// serves it with -admin.
+//
 // # Failures and security
 //
 // Every data message gets exactly one answer: a reply or an error message.

@@ -7,10 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"time"
 
@@ -380,4 +383,48 @@ func selfSigned(ip string) (tls.Certificate, *x509.CertPool, error) {
 	roots := x509.NewCertPool()
 	roots.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots, nil
+}
+
+// ExampleAdmin serves a proxy's admin pages under /admin/ of a program's
+// own web server, and reads the snapshot at /admin/status.json as a script
+// would.
+func ExampleAdmin() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	proxy := &revproxy.Proxy{}
+	addr, err := runProxy(ctx, proxy)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	server := &revproxy.Server{ID: "100", Policy: "PP_1", ProxyAddr: addr}
+	go server.Serve(ctx, nil)
+	if err := proxy.WaitServers(ctx, "PP_1", 1); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", http.StripPrefix("/admin", &revproxy.Admin{Proxy: proxy}))
+	web := httptest.NewServer(mux) // or an http.Server of your own
+	defer web.Close()
+
+	resp, err := http.Get(web.URL + "/admin/status.json")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	var stats revproxy.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, p := range stats.Policies {
+		for _, s := range p.Servers {
+			fmt.Printf("%s (%s): server %s is %s\n", p.Name, p.Balancer, s.ID, s.State)
+		}
+	}
+	// Output:
+	// PP_1 (round-robin): server 100 is up
 }

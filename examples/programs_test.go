@@ -6,10 +6,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +68,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"revproc", "-port", "99999"}, "out of range"},
 		{[]string{"revproc", "-port", "-1"}, "out of range"},
 		{[]string{"revproc", "-port", "http"}, "not a port number"},
+		{[]string{"revproc", "-port", "123", "-pprof"}, "-pprof needs -admin"},
+		{[]string{"revproc", "-port", "123", "-balancer", "fastest"}, "unknown balancer"},
 		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "124"}, "missing -revproc"},
 		{[]string{"server", "-id", "100"}, "missing -pp, -listen, -revproc"},
 		{[]string{"server", "-id", "100", "-pp", "PP_1", "-listen", "70000", "-revproc", "123"}, "out of range"},
@@ -158,6 +163,34 @@ func TestProgramsEndToEnd(t *testing.T) {
 			t.Errorf("a line in key=value style, not the transcript's:\n%s", p.Output())
 		}
 	}
+}
+
+// TestRevprocAdmin: revproc -admin serves the admin pages next to the
+// proxy, -pprof the runtime's profiles, and SIGTERM stops both cleanly.
+func TestRevprocAdmin(t *testing.T) {
+	bin := build(t)
+	port := freePort(t)
+	proxy := testproc.Start(t, filepath.Join(bin, "revproc"), "-port", port, "-admin", "127.0.0.1:0", "-pprof")
+	base := proxy.WaitForMatch(t, regexp.MustCompile(`Serving the admin pages on (http://\S+/)\n`))[1]
+	proxy.WaitFor(t, "Running the reverse proxy on port "+port+"\n")
+	for path, want := range map[string]string{
+		"healthz":      "ok\n",
+		"metrics":      "\nrevproxy_messages_total 0\n",
+		"status":       "<title>revproxy status</title>",
+		"status.json":  `"policies": []`,
+		"debug/pprof/": `href="goroutine?debug=2"`,
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %s, %v; want 200 and %q in:\n%s", base+path, resp.Status, err, want, body)
+		}
+	}
+	proxy.Stop(t)
 }
 
 // TestServerStartedFirst: a server started before its proxy says it keeps
