@@ -99,9 +99,9 @@ func refreshes(t *testing.T, dom string) string {
 	return m[1]
 }
 
-// waitStats waits until cond holds for p's Stats, woken by the changes of
+// awaitTable waits until cond holds for p's Stats, woken by the changes of
 // its switching table (registrations, departures, states).
-func waitStats(ctx context.Context, p *Proxy, cond func(*Stats) bool) error {
+func awaitTable(ctx context.Context, p *Proxy, cond func(*Stats) bool) error {
 	for {
 		_, changed := p.table.watch("")
 		s := p.Stats()
@@ -142,7 +142,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 			case adminPrefix + "/status.json":
 				if fetches.Add(1) == 2 && leave.Load() {
 					stop()
-					if err := waitStats(r.Context(), p, func(s *Stats) bool { return findServer(s, "101") == nil }); err != nil {
+					if err := awaitTable(r.Context(), p, func(s *Stats) bool { return findServer(s, "101") == nil }); err != nil {
 						t.Errorf("server 101 did not leave: %v", err)
 					}
 				}
@@ -402,7 +402,7 @@ func operatorsView(t *testing.T) string {
 	go stopDraining()
 	t.Cleanup(func() { close(held) }) // before stopDraining's cleanup waits
 	draining := func(s *Stats) bool { ss := findServer(s, "201"); return ss != nil && ss.State == Draining }
-	if err := waitStats(ctx, p, draining); err != nil {
+	if err := awaitTable(ctx, p, draining); err != nil {
 		t.Fatal(err)
 	}
 	return startAdmin(t, &Admin{Proxy: p}, nil)
