@@ -65,7 +65,7 @@ func (w waiter) answered(e *entry, code, text string, reply *frame) {
 	if e != nil {
 		policy = e.policy
 		e.counts.counts.count(code)
-		if reply != nil && w.start != 0 {
+		if w.start != 0 { // it was sent: a timeout or a loss takes time too
 			e.counts.latency.observe(time.Duration(now() - w.start))
 		}
 	}

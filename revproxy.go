@@ -444,6 +444,7 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*entry, error
 		idempotent: m.Idempotent,
 		weight:     m.Weight,
 	}
+	r.counts.seen()
 	if link != nil {
 		r.addr = pc.conn.RemoteAddr().String()
 		link.entry = r

@@ -55,8 +55,8 @@ type ServerStats struct {
 	Sent     uint64            `json:"sent"`      // messages sent to it
 	Answered uint64            `json:"answered"`  // its replies relayed
 	Errors   map[string]uint64 `json:"errors"`    // error messages that answered messages sent to it, by code
-	LastSeen time.Time         `json:"last_seen"` // when it last answered or was heard from
-	Latency  Latency           `json:"latency"`   // from sending a message to relaying its answer
+	LastSeen time.Time         `json:"last_seen"` // when it registered, or last answered or was heard from
+	Latency  Latency           `json:"latency"`   // from sending a message to answering it: relaying the server's answer, or an error when it timed out or was lost
 }
 
 // ServerState says whether a server takes messages.

@@ -157,7 +157,7 @@ func main() {
 func defaultSystems() []string {
 	var names []string
 	for _, s := range allSystems {
-		if !s.baseline {
+		if !s.baseline && !s.extra {
 			names = append(names, s.name)
 		}
 	}
@@ -601,6 +601,14 @@ func markdown(cfg *config, res *results) string {
 			w("%s\n", l)
 		}
 	}
+	if lines := versus(cfg, res, "revproxy-scraped", "revproxy"); len(lines) > 0 {
+		w("\n## revproxy-scraped / revproxy\n\n")
+		w("What watching the proxy costs: the same proxy process, once with `-admin` and `/metrics` fetched every %v by the load process during the whole measurement, once without, measured in the same rounds. "+
+			"Ratios of the medians; under 1.00× for req/s the scraped proxy is slower. `by round` pairs the rounds and gives the lowest and highest of those req/s ratios.\n\n", scrapeEvery)
+		for _, l := range lines {
+			w("%s\n", l)
+		}
+	}
 	if lines := versusNATS(cfg, res); len(lines) > 0 {
 		w("\n## revproxy / nats\n\n")
 		w("Both brokers in a process of their own, the same load process. Ratios of the medians; under 1.00× for req/s, or over 1.00× for latency and CPU, revproxy is worse.\n\n")
@@ -1029,6 +1037,12 @@ func versusNATS(cfg *config, res *results) []string {
 // versusBaseline compares revproxy with revproxy-baseline, point by point,
 // as a markdown table; nothing when either did not run.
 func versusBaseline(cfg *config, res *results) []string {
+	return versus(cfg, res, "revproxy", "revproxy-baseline")
+}
+
+// versus compares system a with system b, point by point, as a markdown
+// table; nothing when either did not run.
+func versus(cfg *config, res *results, a, b string) []string {
 	ratio := func(a, b float64) string {
 		if a <= 0 || b <= 0 {
 			return "–"
@@ -1038,8 +1052,8 @@ func versusBaseline(cfg *config, res *results) []string {
 	var rows []string
 	for _, n := range cfg.clients {
 		for _, size := range cfg.payloads {
-			rp, ok1 := findPoint(res, "revproxy", n, size)
-			bl, ok2 := findPoint(res, "revproxy-baseline", n, size)
+			rp, ok1 := findPoint(res, a, n, size)
+			bl, ok2 := findPoint(res, b, n, size)
 			if !ok1 || !ok2 {
 				continue
 			}
@@ -1058,7 +1072,7 @@ func versusBaseline(cfg *config, res *results) []string {
 		return nil
 	}
 	return append([]string{
-		"| clients | payload | req/s revproxy / revproxy-baseline | by round | p50 | p99 | broker CPU µs/msg |",
+		"| clients | payload | req/s " + a + " / " + b + " | by round | p50 | p99 | broker CPU µs/msg |",
 		"|--:|--:|--:|--:|--:|--:|--:|",
 	}, rows...)
 }

@@ -18,6 +18,7 @@ import (
 const (
 	brokerChild   = "child"   // this binary with -role proxy: a Proxy with no logger
 	brokerRevproc = "revproc" // examples/revproc -q, built from the library checkout
+	brokerScraped = "scraped" // as brokerRevproc, with -admin, its /metrics fetched every scrapeEvery
 )
 
 // revprocBuilds holds the examples/revproc built in this run, by library

@@ -34,6 +34,8 @@ type system struct {
 	// baseline marks a system that runs only with -baseline, and is not
 	// among the defaults otherwise.
 	baseline bool
+	// extra marks a system that runs only when -systems names it.
+	extra bool
 }
 
 // sharedClients is the one client count of the shared-connection systems.
@@ -47,6 +49,9 @@ var allSystems = []system{
 	{name: "revproxy-baseline", about: "as revproxy, but the proxy process is `examples/revproc -q` built from the baseline checkout (-baseline); the same load process, with the current library's Servers and Clients", start: func(ctx context.Context, cfg *config) (*env, error) {
 		return startRevproxy(ctx, cfg, brokerBaseline, false, 2)
 	}, baseline: true},
+	{name: "revproxy-scraped", about: fmt.Sprintf("as revproxy, but the proxy process also serves `-admin`, and the load process fetches its /metrics every %v throughout (named in -systems only)", scrapeEvery), start: func(ctx context.Context, cfg *config) (*env, error) {
+		return startRevproxy(ctx, cfg, brokerScraped, false, 2)
+	}, extra: true},
 	{name: "revproxy-legacy", about: "as revproxy, Servers with Legacy: true (the proxy opens a connection per message)", start: func(ctx context.Context, cfg *config) (*env, error) {
 		return startRevproxy(ctx, cfg, cfg.proxy, true, 2)
 	}},
@@ -239,16 +244,29 @@ func startRevproxy(ctx context.Context, cfg *config, shape string, legacy bool, 
 			}
 			return r.failed()
 		}
-	case brokerRevproc, brokerBaseline:
+	case brokerRevproc, brokerBaseline, brokerScraped:
 		checkout := ""
 		if shape == brokerBaseline {
 			checkout = cfg.baseline
 		}
-		px, a, cleanup, err := startRevproc(ctx, checkout)
+		var args []string
+		admin := ""
+		if shape == brokerScraped {
+			port, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			admin = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			args = append(args, "-admin", admin)
+		}
+		px, a, cleanup, err := startRevproc(ctx, checkout, args...)
 		if err != nil {
 			return nil, fmt.Errorf("revproc: %w", err)
 		}
 		addr, broker, stopPx = a, px.pid(), cleanup
+		if admin != "" {
+			r.run("scraper", func(ctx context.Context) error { return scrape(ctx, "http://"+admin+"/metrics") })
+		}
 		ready = func() error {
 			return regs.wait(ctx, n, 30*time.Second, r.failed)
 		}
