@@ -98,3 +98,23 @@ func TestErrorLogNotFloodedByMadeUpPolicies(t *testing.T) {
 		t.Errorf("%d no_server counted; want %d", got, n)
 	}
 }
+
+// TestClip: a name cut for the error log is at most n bytes, whole runes,
+// and marked as cut.
+func TestClip(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 8, "short"},
+		{"exactly8", 8, "exactly8"},
+		{"abcdefghij", 8, "abcde…"},
+		{"ééééé", 8, "éé…"}, // 10 bytes; é is 2
+	} {
+		got := clip(tc.s, tc.n)
+		if got != tc.want || len(got) > tc.n {
+			t.Errorf("clip(%q, %d) = %q; want %q", tc.s, tc.n, got, tc.want)
+		}
+	}
+}
