@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -116,5 +117,52 @@ func TestClip(t *testing.T) {
 		if got != tc.want || len(got) > tc.n {
 			t.Errorf("clip(%q, %d) = %q; want %q", tc.s, tc.n, got, tc.want)
 		}
+	}
+}
+
+// heapInUse returns the bytes of live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestEjectedServersKeepNoBuffers: an ejected server stays in the table
+// for ten minutes, up to MaxServers of them; it must not keep its closed
+// connection's buffers alive with it (its read buffer, the size of its
+// largest answer, and its write queue), which MaxMemory no longer counts.
+func TestEjectedServersKeepNoBuffers(t *testing.T) {
+	p := &Proxy{}
+	addr := startProxyWith(t, p)
+	const servers, size = 16, 900 << 10
+	answer := strings.Repeat("a", size)
+	before := heapInUse()
+	for i := range servers {
+		id := fmt.Sprint("big", i)
+		raw := dialRaw(t, addr)
+		fmt.Fprintf(raw, `{"type":1,"id":%q,"privPolyId":%q,"mux":true}`+"\n", id, id)
+		r := wire.NewReader(raw, 1<<20)
+		if m := readOne(t, raw, r); m.Type != TypeSetup {
+			t.Fatalf("registration answered %+v", m)
+		}
+		client := dialRaw(t, addr)
+		fmt.Fprintf(client, `{"type":0,"seq":1,"srcid":"c","privPoliId":%q,"payload":"x"}`+"\n", id)
+		m := readOne(t, raw, r)
+		fmt.Fprintf(raw, `{"type":2,"seq":%d,"srcid":%q,"destid":"c","payload":%q}`+"\n", m.Seq, id, answer)
+		cr := wire.NewReader(client, 1<<20)
+		if m := readOne(t, client, cr); m.Type != TypeReply {
+			t.Fatalf("answer %.80v", m)
+		}
+		cr.Release()
+		raw.Close()
+		client.Close()
+		waitFor(t, id+" to be ejected", func() bool { return stateOf(p, id) == "ejected" })
+	}
+	waitFor(t, "the connections to end", func() bool { return p.Stats().Conns == 0 })
+	grown := int64(heapInUse()) - int64(before)
+	if grown > servers*size/4 {
+		t.Errorf("the heap grew by %d KiB with %d servers ejected after a %d KiB answer each", grown>>10, servers, size>>10)
 	}
 }
