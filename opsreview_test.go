@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -164,5 +165,47 @@ func TestEjectedServersKeepNoBuffers(t *testing.T) {
 	grown := int64(heapInUse()) - int64(before)
 	if grown > servers*size/4 {
 		t.Errorf("the heap grew by %d KiB with %d servers ejected after a %d KiB answer each", grown>>10, servers, size>>10)
+	}
+}
+
+// TestResentMessageKeepsRequestID: with an access log, a message sent again
+// after its idempotent server went away carries the request id the proxy
+// gave it to the next server, and its access log line has it too.
+func TestResentMessageKeepsRequestID(t *testing.T) {
+	rec := &recorder{}
+	p := &Proxy{AccessLog: slog.New(rec)}
+	addr := startProxyWith(t, p)
+	register := func(id string) (net.Conn, *wire.Reader) {
+		raw := dialRaw(t, addr)
+		fmt.Fprintf(raw, `{"type":1,"id":%q,"privPolyId":"P","mux":true,"idempotent":true}`+"\n", id)
+		r := wire.NewReader(raw, 1<<16)
+		if m := readOne(t, raw, r); m.Type != TypeSetup {
+			t.Fatalf("registration answered %+v", m)
+		}
+		return raw, r
+	}
+	a, ar := register("a")
+	b, br := register("b")
+	client := dialRaw(t, addr)
+	fmt.Fprint(client, `{"type":0,"seq":1,"srcid":"c","privPoliId":"P","payload":"x"}`+"\n")
+	first := readOne(t, a, ar)
+	if first.RequestID == "" {
+		t.Fatal("the message came without a request id")
+	}
+	a.Close() // a goes away with the message: it goes to b
+	again := readOne(t, b, br)
+	if again.RequestID != first.RequestID {
+		t.Errorf("the message sent again has request id %q; it had %q", again.RequestID, first.RequestID)
+	}
+	fmt.Fprintf(b, `{"type":2,"seq":%d,"srcid":"b","destid":"c","payload":"y"}`+"\n", again.Seq)
+	if m := readOne(t, client, wire.NewReader(client, 1<<16)); m.Type != TypeReply {
+		t.Fatalf("answer %+v", m)
+	}
+	var logged []string
+	for _, l := range rec.with("message") {
+		logged = append(logged, l.Attrs["reqid"])
+	}
+	if len(logged) != 1 || logged[0] != first.RequestID {
+		t.Errorf("access log request ids %q; want [%q]", logged, first.RequestID)
 	}
 }
