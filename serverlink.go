@@ -355,6 +355,9 @@ func (l *serverLink) close(ctx context.Context, p *Proxy, cause error) {
 		if l.entry.idempotent && s.msg != nil {
 			var fr frame
 			if fr.decode(s.msg) == nil {
+				if p.AccessLog != nil && fr.f[wire.KeyReqID] == nil && len(s.reqid) > 0 {
+					fr.f[wire.KeyReqID] = s.reqid // the id the proxy gave it, not in the client's copy
+				}
 				p.dispatch(ctx, s.client, &fr, fr.policy())
 				continue
 			}
