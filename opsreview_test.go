@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seed-c202d8a5/revproxy/internal/wire"
 )
@@ -207,5 +208,23 @@ func TestResentMessageKeepsRequestID(t *testing.T) {
 	}
 	if len(logged) != 1 || logged[0] != first.RequestID {
 		t.Errorf("access log request ids %q; want [%q]", logged, first.RequestID)
+	}
+}
+
+// BenchmarkStatsTenThousandServers: a snapshot of a table of 10,000
+// servers, which holds the table's lock (and so every message's choice of
+// server) only while it lists them.
+func BenchmarkStatsTenThousandServers(b *testing.B) {
+	p := &Proxy{}
+	for i := range 10000 {
+		e := &entry{id: fmt.Sprint("s", i), policy: fmt.Sprint("P", i%10), addr: "127.0.0.1:1"}
+		if err := p.table.add(e, 10000); err != nil {
+			b.Fatal(err)
+		}
+		e.counts.latency.observe(time.Duration(i) * time.Microsecond)
+		e.counts.counts.count(codeTimeout)
+	}
+	for b.Loop() {
+		p.Stats()
 	}
 }
