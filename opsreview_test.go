@@ -228,3 +228,53 @@ func BenchmarkStatsTenThousandServers(b *testing.B) {
 		p.Stats()
 	}
 }
+
+// TestDrainingServerReplacedFromNewConnection: a server that drains, with
+// a message in hand, may register again from a new connection; the old
+// link still relays its answer, and its closing takes nothing away from
+// the new registration.
+func TestDrainingServerReplacedFromNewConnection(t *testing.T) {
+	p := &Proxy{}
+	addr := startProxyWith(t, p)
+	register := func() (net.Conn, *wire.Reader) {
+		raw := dialRaw(t, addr)
+		fmt.Fprint(raw, `{"type":1,"id":"a","privPolyId":"P","mux":true}`+"\n")
+		r := wire.NewReader(raw, 1<<16)
+		if m := readOne(t, raw, r); m.Type != TypeSetup {
+			t.Fatalf("registration answered %+v", m)
+		}
+		return raw, r
+	}
+	old, oldr := register()
+	client := dialRaw(t, addr)
+	cr := wire.NewReader(client, 1<<16)
+	fmt.Fprint(client, `{"type":0,"seq":1,"srcid":"c","privPoliId":"P","payload":"one"}`+"\n")
+	first := readOne(t, old, oldr)
+	fmt.Fprint(old, `{"type":5}`+"\n")
+	if m := readOne(t, old, oldr); m.Type != TypeDrain {
+		t.Fatalf("drain answered %+v", m)
+	}
+	if got := stateOf(p, "a"); got != "draining" {
+		t.Fatalf("state %q; want draining", got)
+	}
+	conns := p.Stats().Conns
+	renewed, rr := register()
+	fmt.Fprint(client, `{"type":0,"seq":2,"srcid":"c","privPoliId":"P","payload":"two"}`+"\n")
+	second := readOne(t, renewed, rr)
+	fmt.Fprintf(old, `{"type":2,"seq":%d,"srcid":"a","destid":"c","payload":"1"}`+"\n", first.Seq)
+	if m := readOne(t, client, cr); m.Type != TypeReply || m.Seq != 1 {
+		t.Fatalf("answer %+v; want the reply to seq 1", m)
+	}
+	old.Close()
+	waitFor(t, "the old link to end", func() bool { return p.Stats().Conns == conns })
+	if got := stateOf(p, "a"); got != "up" {
+		t.Errorf("after the old link closed, state %q; want up", got)
+	}
+	fmt.Fprintf(renewed, `{"type":2,"seq":%d,"srcid":"a","destid":"c","payload":"2"}`+"\n", second.Seq)
+	if m := readOne(t, client, cr); m.Type != TypeReply || m.Seq != 2 {
+		t.Fatalf("answer %+v; want the reply to seq 2", m)
+	}
+	if got := p.Stats().Totals; got.Messages != 2 || got.Answered != 2 || len(got.Errors) != 0 {
+		t.Errorf("totals %+v", got)
+	}
+}
