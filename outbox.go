@@ -290,6 +290,13 @@ func (o *outbox) shutdown(timeout time.Duration) {
 	o.rest.Wait() // no Add can follow: they happen under the lock, before err is set
 }
 
+// drop lets go of the queue's buffers, once the outbox has ended.
+func (o *outbox) drop() {
+	o.mu.Lock()
+	o.buf, o.spare = nil, nil
+	o.mu.Unlock()
+}
+
 // fail ends the outbox with err unless it has ended already.
 func (o *outbox) fail(err error) {
 	o.mu.Lock()

@@ -293,6 +293,15 @@ func (pc *pconn) awaitLegacy() {
 	pc.legacy.Wait()
 }
 
+// drop lets go of the connection's buffers once it has ended: the last
+// frame read, which points into the read buffer, and the write queue. A
+// server's connection stays reachable from the table while the server
+// shows as ejected.
+func (pc *pconn) drop() {
+	pc.fr, pc.reqid = frame{}, nil
+	pc.out.drop()
+}
+
 // wake tells awaitOwed to look again.
 func (pc *pconn) wake() {
 	select {

@@ -266,6 +266,7 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 		if pc.refused {
 			pc.linger()
 		}
+		pc.drop()
 	}()
 
 	c.SetReadDeadline(time.Now().Add(p.firstMessageTimeout()))

@@ -247,9 +247,15 @@ func (l *serverLink) waiter(s *slot, withID bool) waiter {
 
 // expire answers the message in slot idx with ErrTimeout, if it is still
 // the one the timer was armed for and still unanswered. A late answer from
-// the server then finds no one waiting and is dropped.
+// the server then finds no one waiting and is dropped. A callback that
+// waited for the lock while the link closed finds no slots: close stopped
+// the timers, but cannot stop one already running.
 func (l *serverLink) expire(idx int) {
 	l.mu.Lock()
+	if idx >= len(l.slots) { // the link closed, and close answered the message
+		l.mu.Unlock()
+		return
+	}
 	s := &l.slots[idx]
 	// A callback of an earlier message's timer may run late, after the slot
 	// took a new message and re-armed: its deadline tells them apart.
@@ -349,6 +355,9 @@ func (l *serverLink) close(ctx context.Context, p *Proxy, cause error) {
 		if l.entry.idempotent && s.msg != nil {
 			var fr frame
 			if fr.decode(s.msg) == nil {
+				if p.AccessLog != nil && fr.f[wire.KeyReqID] == nil && len(s.reqid) > 0 {
+					fr.f[wire.KeyReqID] = s.reqid // the id the proxy gave it, not in the client's copy
+				}
 				p.dispatch(ctx, s.client, &fr, fr.policy())
 				continue
 			}
