@@ -16,7 +16,7 @@ import (
 //	/metrics       the Prometheus text exposition format, version 0.0.4
 //	/status        an HTML page that refreshes itself every 2 seconds
 //	/status.json   Proxy.Stats as JSON
-//	/healthz       200 "ok" once the proxy serves, 503 before
+//	/healthz       200 "ok" while the proxy serves, 503 before and after
 //	/debug/pprof/  the runtime's profiles, when Pprof is set
 //
 // to GET and HEAD; other methods get 405. Its links are relative, so it can
@@ -67,13 +67,11 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	serve(w, r)
 }
 
-// serveHealth answers 200 once the proxy serves and 503 before: what a
-// load balancer or an orchestrator's probe needs. (A proxy keeps its start
-// time once Serve has returned; serve the handler no longer than the
-// proxy, as revproc does.)
+// serveHealth answers 200 while the proxy serves, and 503 before and
+// after: what a load balancer or an orchestrator's probe needs.
 func (a *Admin) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if a.Proxy.started().IsZero() {
+	if a.Proxy.serving.Load() == 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte("not serving\n"))
 		return

@@ -351,13 +351,22 @@ func TestAdminHealthz(t *testing.T) {
 		t.Errorf("before Serve: %s %q, want 503", resp.Status, body)
 	}
 	ln := listen(t)
-	runRole(t, func(ctx context.Context) error { return p.Serve(ctx, ln) })
-	waitFor(t, "the proxy to serve", func() bool { return !p.Stats().Started.IsZero() })
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln) }()
+	waitFor(t, "the proxy to serve", func() bool { return p.Stats().Serving })
 	if resp, body := request(t, http.MethodGet, base+"healthz"); resp.StatusCode != http.StatusOK || body != "ok\n" {
 		t.Errorf("while serving: %s %q, want 200 %q", resp.Status, body, "ok\n")
 	}
 	if resp, body := request(t, http.MethodHead, base+"healthz"); resp.StatusCode != http.StatusOK || body != "" {
 		t.Errorf("HEAD: %s %q, want 200 and no body", resp.Status, body)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := request(t, http.MethodGet, base+"healthz"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("after Serve returned: %s %q, want 503", resp.Status, body)
 	}
 }
 

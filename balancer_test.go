@@ -2,6 +2,7 @@ package revproxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -303,5 +304,41 @@ func TestWeightOutOfRange(t *testing.T) {
 	}
 	if got := p.Servers("P"); len(got) != 0 {
 		t.Errorf("registered %v", got)
+	}
+}
+
+// TestUnknownBalancerRefused: a Proxy set to a balancer that does not exist
+// does not serve, rather than balancing some other way and failing to show
+// its Stats as JSON.
+func TestUnknownBalancerRefused(t *testing.T) {
+	for _, p := range []*Proxy{{Balancer: 7}, {PolicyBalancers: map[string]Balancer{"P": -1}}} {
+		ln := listen(t)
+		if err := p.Serve(context.Background(), ln); !errors.Is(err, ErrConfig) {
+			t.Errorf("Serve = %v; want ErrConfig", err)
+		}
+		ln.Close()
+	}
+}
+
+// TestUnsentRefusalChargesNoServer: a message refused before any server had
+// it (too large as forwarded) counts for the proxy, not for a server.
+func TestUnsentRefusalChargesNoServer(t *testing.T) {
+	p := &Proxy{MaxMessageSize: 200}
+	addr := startProxyWith(t, p)
+	startServers(t, p, addr, "P", nil, "s")
+	c := dialRaw(t, addr)
+	// Under the limit as read; over it as forwarded, with invalid UTF-8
+	// written as three bytes each.
+	payload := strings.Repeat("\xff", 60)
+	fmt.Fprintf(c, "{\"type\":0,\"seq\":1,\"srcid\":\"c\",\"privPoliId\":\"P\",\"payload\":\"%s\"}\n", payload)
+	if m := readOne(t, c, wire.NewReader(c, 1<<16)); m.Code != codeTooLarge {
+		t.Fatalf("answer %+v; want too_large", m)
+	}
+	s := p.Stats()
+	if got := s.Policies[0].Servers[0]; got.Errors != nil || got.Sent != 0 {
+		t.Errorf("server charged: sent %d, errors %v", got.Sent, got.Errors)
+	}
+	if s.Totals.Errors[codeTooLarge] != 1 {
+		t.Errorf("totals %v; want one too_large", s.Totals.Errors)
 	}
 }

@@ -23,13 +23,13 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry) bo
 	msg := append(appendData(nil, fr, 0, r.quoted), '\n') // a copy: the frame is reused by the next read
 	if len(msg)-1 > p.maxMessageSize() {
 		r.finish()
-		pc.waiterFor(fr).fail(r, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
+		pc.waiterFor(fr).refuseUnsent(r.policy, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
 		return true
 	}
 	if p.serverConns.Add(1) > int64(p.maxServerConns()) {
 		p.serverConns.Add(-1)
 		r.finish()
-		pc.waiterFor(fr).fail(r, codeOverloaded, "the proxy has as many connections to servers open as it may")
+		pc.waiterFor(fr).refuseUnsent(r.policy, codeOverloaded, "the proxy has as many connections to servers open as it may")
 		return true
 	}
 	done := func() {
@@ -40,8 +40,10 @@ func (p *Proxy) exchange(ctx context.Context, pc *pconn, fr *frame, r *entry) bo
 	if err != nil {
 		done()
 		if localFault(err) { // not the server's fault: it stays
-			log.Warn("Cannot connect to a server for want of resources", "server", r.id, "err", err)
-			pc.waiterFor(fr).fail(r, codeOverloaded, "the proxy cannot open a connection: "+err.Error())
+			if p.errs.once(cause{what: "resources"}) {
+				log.Warn("Cannot connect to a server for want of resources", "server", r.id, "err", err)
+			}
+			pc.waiterFor(fr).refuseUnsent(r.policy, codeOverloaded, "the proxy cannot open a connection: "+err.Error())
 			return true
 		}
 		// A legacy server that cannot be reached is ejected until it

@@ -51,6 +51,13 @@ func (w waiter) fail(e *entry, code, text string) {
 	w.client.settle(w.seq)
 }
 
+// refuseUnsent queues an error message of the proxy's own for a message of
+// policy that it did not send to any server: no server is charged with it.
+func (w waiter) refuseUnsent(policy, code, text string) {
+	w.policy = policy
+	w.fail(nil, code, text)
+}
+
 // answered is the one place that sees the outcome of every data message the
 // proxy forwarded or refused, just before its answer is queued: the server
 // that had it (nil when none did), its policy, and the code and text of the

@@ -156,7 +156,7 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 			case busy:
 				full = true
 			case tooLarge:
-				pc.waiterFor(fr).fail(e, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
+				pc.waiterFor(fr).refuseUnsent(e.policy, codeTooLarge, tooLargeText("the message as forwarded", "proxy's", p.maxMessageSize()))
 				return
 			}
 		} else if res := e.admit(min(p.maxPending(), max(p.maxServerConns()/4, 1))); res != forwarded {

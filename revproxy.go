@@ -142,9 +142,23 @@ type Proxy struct {
 	totals      [shards]shard
 	errs        errorLog
 	startedAt   atomic.Pointer[time.Time]
+	serving     atomic.Int32 // calls of Serve under way
 	reqids      requestIDs
 	memOnce     sync.Once
 	mem         *budget
+}
+
+// check reports a Proxy field that cannot be served with.
+func (p *Proxy) check() error {
+	if _, err := p.Balancer.MarshalText(); err != nil {
+		return fmt.Errorf("%w: Proxy.Balancer: %w", ErrConfig, err)
+	}
+	for policy, b := range p.PolicyBalancers {
+		if _, err := b.MarshalText(); err != nil {
+			return fmt.Errorf("%w: Proxy.PolicyBalancers[%q]: %w", ErrConfig, policy, err)
+		}
+	}
+	return nil
 }
 
 // balancer returns the Balancer for policy, without allocating.
@@ -232,6 +246,9 @@ func (p *Proxy) ListenAndServe(ctx context.Context, addr string) error {
 // started, and returns nil. It returns an error only when ln fails; an error
 // on one connection is logged and ends that connection only.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	if err := p.check(); err != nil {
+		return err
+	}
 	log := logger(p.Logger)
 	if p.TLSConfig != nil {
 		ln = tls.NewListener(ln, p.TLSConfig)
@@ -239,6 +256,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	log.Info("Running the reverse proxy", "addr", ln.Addr().String(), "tls", p.TLSConfig != nil)
 	start := time.Now()
 	p.startedAt.CompareAndSwap(nil, &start)
+	p.serving.Add(1)
+	defer p.serving.Add(-1)
 	g, gctx := errgroup.WithContext(ctx)
 	serveConns(gctx, g, ln, log, p.serveConn)
 	return wait(ctx, g)

@@ -13,6 +13,7 @@ import (
 // [Proxy.Stats]. Its JSON form is what the admin handler serves at
 // /status.json.
 type Stats struct {
+	Serving     bool          `json:"serving"` // Serve is running
 	Started     time.Time     `json:"started"`
 	Uptime      time.Duration `json:"uptime_ns"`
 	Conns       int           `json:"conns"`        // connections served now: clients and servers
@@ -40,7 +41,9 @@ type PolicyStats struct {
 	Servers  []ServerStats `json:"servers"` // in the table's order
 }
 
-// ServerStats is one registered server as the proxy sees it.
+// ServerStats is one registered server as the proxy sees it. Its counters
+// are its registration's: a server that registers again starts them again
+// (Prometheus takes that as a counter reset).
 type ServerStats struct {
 	ID     string      `json:"id"`
 	Policy string      `json:"policy"`
@@ -289,6 +292,7 @@ func now() int64 { return int64(time.Since(epoch)) }
 // 10,000), and nothing else on a message's way.
 func (p *Proxy) Stats() Stats {
 	s := Stats{
+		Serving:     p.serving.Load() > 0,
 		Started:     p.started(),
 		Conns:       int(p.conns.Load()),
 		ServerConns: int(p.serverConns.Load()),

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -227,14 +228,31 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// freePort returns a port that is free now, for a program to listen on
+// once started. It is drawn below the kernel's ephemeral range, which is
+// where a listener on port 0 (revproc's -admin 127.0.0.1:0, a server's
+// -listen 0) or an outgoing connection takes its port: a port from that
+// range, freed for the program, can be taken by one of those first (seen
+// as "address already in use").
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 2048 {
+				low = n
+			}
+		}
 	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	for range 100 {
+		port := strconv.Itoa(1024 + rand.IntN(low-1024))
+		if ln, err := net.Listen("tcp", ":"+port); err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port below the ephemeral range in 100 tries")
+	return ""
 }
 
 // TestQuickstart runs the program the README and the package doc show: it
