@@ -35,6 +35,12 @@ type Admin struct {
 	// anything on http.DefaultServeMux. Off, the paths are not found: a
 	// profile shows the process's memory and costs CPU while it runs.
 	Pprof bool
+	// Metrics, when set, appends more metric families to /metrics, after
+	// the proxy's own, in the same text format: an HTTP front door's
+	// (httpproxy.Proxy.AppendMetrics), or a program's. Each family must
+	// appear once, and its names must not begin with the proxy's
+	// revproxy_ prefixes already used.
+	Metrics func(b []byte) []byte
 }
 
 // ServeHTTP serves the page r asks for; see [Admin].

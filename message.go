@@ -108,6 +108,11 @@ type Message struct {
 	// to end ("reqid", a revproxy extension). A proxy with an access log
 	// gives one to a message that comes without.
 	RequestID string
+	// HTTPPort, in a setup message, is the port of an HTTP service the
+	// server also runs, on the host it registers from: an HTTP front door
+	// (package httpproxy) sends the policy's HTTP requests there
+	// ("httpport", a revproxy extension; zero means none).
+	HTTPPort int
 	// Seq, when not zero, tags a data message so that its answer, tagged
 	// the same, may come back out of order ("seq", a revproxy extension).
 	Seq uint64
@@ -163,6 +168,9 @@ func (m *Message) fromFrame(fr *frame) (err error) {
 	}
 	m.RequestID = decodeText(f[wire.KeyReqID])
 	if m.Weight, _, err = decodeInt("weight", f[wire.KeyWeight]); err != nil {
+		return err
+	}
+	if m.HTTPPort, _, err = decodeInt("httpport", f[wire.KeyHTTPPort]); err != nil {
 		return err
 	}
 	m.Heartbeat, _, err = decodeInt("heartbeat", f[wire.KeyHeartbeat])
@@ -272,6 +280,10 @@ func appendMessage(dst []byte, m *Message, quoted bool) []byte {
 		if m.Weight != 0 {
 			dst = appendKey(dst, "weight")
 			dst = strconv.AppendInt(dst, int64(m.Weight), 10)
+		}
+		if m.HTTPPort != 0 {
+			dst = appendKey(dst, "httpport")
+			dst = strconv.AppendInt(dst, int64(m.HTTPPort), 10)
 		}
 	case TypeData:
 		dst = appendKey(dst, "srcid")

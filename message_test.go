@@ -142,6 +142,11 @@ func TestEncode(t *testing.T) {
 			want:   `{"type":"1","id":"100","privPolyId":"PP_1","privPoliId":"PP_1","listenport":"124"}`,
 		},
 		{
+			name: "setup with a weight and an HTTP service",
+			m:    Message{Type: TypeSetup, ID: "100", Policy: "PP_1", Mux: true, Weight: 2, HTTPPort: 8080},
+			want: `{"type":1,"id":100,"privPolyId":"PP_1","privPoliId":"PP_1","listenport":0,"mux":true,"weight":2,"httpport":8080}`,
+		},
+		{
 			name: "reply with a non-numeric id",
 			m:    Message{Type: TypeReply, SrcID: "alpha", DestID: "007", PayloadSize: 2, Payload: "ok"},
 			want: `{"type":2,"srcid":"alpha","destid":"007","payloadsize":2,"payload":"ok"}`,

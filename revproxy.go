@@ -449,6 +449,8 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*entry, error
 		return nil, fmt.Errorf("setup message with listen port %d", m.ListenPort)
 	case m.Weight < 0 || m.Weight > maxWeight:
 		return nil, fmt.Errorf("setup message with weight %d, not from 1 to %d", m.Weight, maxWeight)
+	case m.HTTPPort < 0 || m.HTTPPort > 65535:
+		return nil, fmt.Errorf("setup message with HTTP port %d", m.HTTPPort)
 	}
 	host, _, err := net.SplitHostPort(pc.conn.RemoteAddr().String())
 	if err != nil {
@@ -463,6 +465,9 @@ func (p *Proxy) register(pc *pconn, m *Message, link *serverLink) (*entry, error
 
 		idempotent: m.Idempotent,
 		weight:     m.Weight,
+	}
+	if m.HTTPPort != 0 {
+		r.httpAddr = net.JoinHostPort(host, strconv.Itoa(m.HTTPPort))
 	}
 	r.counts.seen()
 	if link != nil {

@@ -55,6 +55,12 @@ type Server struct {
 	// [Balancer]); zero means 1. Proxies that know nothing of weights
 	// ignore it.
 	Weight int
+	// HTTPPort is the port of an HTTP service this server's program also
+	// runs, on the host the server registers from; zero means none. A
+	// Proxy's HTTP front door (package httpproxy) then sends the policy's
+	// HTTP requests to it, chosen by the same balancer, and stops when the
+	// server drains or leaves. Proxies that know nothing of it ignore it.
+	HTTPPort int
 	// TLSConfig, if set, makes the server register with the proxy over
 	// TLS; include a certificate for a proxy that requires one. To serve
 	// legacy proxies over TLS as well, give Serve a listener made with
@@ -231,6 +237,8 @@ func (s *Server) check(ln net.Listener) error {
 		return fmt.Errorf("%w: Server.Policy is empty", ErrConfig)
 	case s.Weight < 0 || s.Weight > maxWeight:
 		return fmt.Errorf("%w: Server.Weight is %d, not from 1 to %d", ErrConfig, s.Weight, maxWeight)
+	case s.HTTPPort < 0 || s.HTTPPort > 65535:
+		return fmt.Errorf("%w: Server.HTTPPort is %d, not a port", ErrConfig, s.HTTPPort)
 	case len(s.proxies()) == 0:
 		return fmt.Errorf("%w: Server.ProxyAddr is empty", ErrConfig)
 	case ln == nil && s.Legacy:
@@ -323,7 +331,7 @@ func (sr *serverRun) registerOnce(ctx context.Context, addr string) (acked bool,
 		return false, fmt.Errorf("%w: %w", ErrNoProxy, err)
 	}
 	setup := Message{Type: TypeSetup, ID: s.ID, Policy: s.Policy, ListenPort: sr.port, Hold: true, Mux: !s.Legacy,
-		Idempotent: s.Idempotent, Weight: s.Weight, Heartbeat: int(s.heartbeat() / time.Millisecond), Token: s.Token}
+		Idempotent: s.Idempotent, Weight: s.Weight, HTTPPort: s.HTTPPort, Heartbeat: int(s.heartbeat() / time.Millisecond), Token: s.Token}
 	if _, err := c.Write(append(appendMessage(nil, &setup, s.StringFields), '\n')); err != nil {
 		c.Close()
 		return false, fmt.Errorf("%w: %w", errRegistrationClosed, err)

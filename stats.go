@@ -60,6 +60,13 @@ type ServerStats struct {
 	Errors   map[string]uint64 `json:"errors"`    // error messages that answered messages sent to it, by code
 	LastSeen time.Time         `json:"last_seen"` // when it registered, or last answered or was heard from
 	Latency  Latency           `json:"latency"`   // from sending a message to answering it: relaying the server's answer, or an error when it timed out or was lost
+
+	// Its HTTP service, for a server that announced one (Server.HTTPPort):
+	// where it listens, and the requests an HTTP front door sent it (see
+	// Proxy.PickHTTP), which InFlight counts too while they last.
+	HTTPAddr     string `json:"http_addr,omitempty"`
+	HTTPAnswered uint64 `json:"http_answered"` // requests it answered, whatever the status
+	HTTPFailed   uint64 `json:"http_failed"`   // requests it could not be reached for, or that failed under way
 }
 
 // ServerState says whether a server takes messages.
@@ -364,7 +371,7 @@ func (t *table) snapshot(p *Proxy) []PolicyStats {
 func (e *entry) listed() ServerStats {
 	return ServerStats{
 		ID: e.id, Policy: e.policy, Addr: e.addr, Mux: e.link != nil, Held: e.owner != nil && e.link == nil,
-		Weight: e.weight, State: e.state, Since: e.since,
+		Weight: e.weight, State: e.state, Since: e.since, HTTPAddr: e.httpAddr,
 	}
 }
 
@@ -372,6 +379,7 @@ func (e *entry) listed() ServerStats {
 func (e *entry) counted(s *ServerStats) {
 	s.InFlight = int(e.pending.Load())
 	s.Sent = e.counts.sent.Load()
+	s.HTTPAnswered, s.HTTPFailed = e.http.answered.Load(), e.http.failed.Load()
 	s.Latency = e.counts.latency.snapshot()
 	var c Counts
 	e.counts.counts.addTo(&c)

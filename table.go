@@ -12,10 +12,12 @@ import (
 type entry struct {
 	id     string
 	policy string
-	addr   string      // host:port to dial for each message
-	quoted bool        // the server writes numbers as strings
-	link   *serverLink // the multiplexed link, or nil: dial addr per message
-	owner  *pconn      // the connection whose closing ends the registration
+	addr   string // host:port to dial for each message
+	// httpAddr is the host:port of the server's HTTP service, or "".
+	httpAddr string
+	quoted   bool        // the server writes numbers as strings
+	link     *serverLink // the multiplexed link, or nil: dial addr per message
+	owner    *pconn      // the connection whose closing ends the registration
 
 	idempotent bool   // a message lost with the server may go to another
 	added      uint64 // when it registered, in the table's count
@@ -26,8 +28,9 @@ type entry struct {
 	since   time.Time // when it registered or entered its state
 	current int       // smooth weighted round robin's standing
 
-	pending atomic.Int32 // messages in flight: on its link, or in exchanges
+	pending atomic.Int32 // messages in flight: on its link, or in exchanges; and HTTP requests
 	counts  serverCounts
+	http    httpCounts
 
 	// For a server dialled per message: its exchanges under way, and its
 	// drain, answered once the last of them ends.
@@ -242,10 +245,16 @@ func (t *table) pick(policy []byte, tried []*entry, b Balancer) *entry {
 	if rg == nil {
 		return nil
 	}
+	t.seedRand(b)
+	return rg.choose(b, tried, t.rand)
+}
+
+// seedRand gives the table its random source, the first time b needs one;
+// t.mu is held.
+func (t *table) seedRand(b Balancer) {
 	if b == PowerOfTwo && t.rand == nil {
 		t.rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	return rg.choose(b, tried, t.rand)
 }
 
 // inFlight returns the messages the server has in hand: on its link, or in

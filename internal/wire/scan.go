@@ -29,6 +29,7 @@ const (
 	KeyTimeout
 	KeyWeight
 	KeyReqID
+	KeyHTTPPort
 	NumKeys
 )
 
@@ -365,6 +366,8 @@ func lookupKey(quoted []byte, escaped bool) (Key, bool) {
 		return KeyWeight, true
 	case "reqid":
 		return KeyReqID, true
+	case "httpport":
+		return KeyHTTPPort, true
 	}
 	return 0, false
 }
