@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,9 @@ type Proxy struct {
 	// sent through it as a data message for the policy, and the reply's
 	// payload is the answer.
 	Gateway *revproxy.Client
+	// MaxGatewayBody bounds a gateway request's body, which is sent as one
+	// message (default 1 MiB; larger ones get 413).
+	MaxGatewayBody int
 
 	// Cache, when set, is shared by the forward and reverse paths for GET
 	// and HEAD; see Cache.
@@ -76,6 +80,7 @@ type Proxy struct {
 
 	initOnce  sync.Once
 	transport *http.Transport
+	reverse   *httputil.ReverseProxy
 	upstream  http.RoundTripper // transport, behind the cache when there is one
 	stats     counters
 	handlers  sync.WaitGroup // ServeHTTP calls under way, which Serve waits for: Shutdown does not wait for hijacked connections
@@ -129,6 +134,7 @@ func (p *Proxy) init() {
 		if p.Cache != nil {
 			p.upstream = p.Cache.wrap(p.transport)
 		}
+		p.reverse = p.newReverse()
 	})
 }
 
