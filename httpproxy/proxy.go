@@ -83,6 +83,7 @@ type Proxy struct {
 	reverse   *httputil.ReverseProxy
 	upstream  http.RoundTripper // transport, behind the cache when there is one
 	stats     counters
+	gate      gate           // Access's run-time state, built on first use
 	handlers  sync.WaitGroup // ServeHTTP calls under way, which Serve waits for: Shutdown does not wait for hijacked connections
 }
 
