@@ -120,6 +120,7 @@ func (p *Proxy) idleTimeout() time.Duration { return orDefault(p.IdleTimeout, de
 // init builds what the fields describe, once.
 func (p *Proxy) init() {
 	p.initOnce.Do(func() {
+		p.stats.upstream.init()
 		d := &net.Dialer{Timeout: p.dialTimeout(), KeepAlive: 30 * time.Second}
 		p.transport = &http.Transport{
 			Proxy:                 nil, // never chain to the environment's proxy

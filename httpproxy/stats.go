@@ -3,7 +3,6 @@ package httpproxy
 import (
 	"net/http"
 	"sync/atomic"
-	"time"
 )
 
 // refusal is why the proxy refused a request itself.
@@ -96,14 +95,3 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // status is what was written; 0 when nothing was.
 func (s *statusRecorder) status() int { return s.code }
-
-// histogram is a placeholder until the shared one in internal/metrics.
-type histogram struct {
-	count atomic.Uint64
-	sum   atomic.Int64
-}
-
-func (h *histogram) observe(d time.Duration) {
-	h.count.Add(1)
-	h.sum.Add(int64(d))
-}
