@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -306,4 +308,45 @@ func writeFile(t *testing.T, name, content string) {
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRevprocHTTP: revproc -http serves the HTTP front door next to the
+// proxy: the gateway answers a POST with the SHA1 a server program
+// computed, and the forward proxy fetches a page.
+func TestRevprocHTTP(t *testing.T) {
+	bin := build(t)
+	port := freePort(t)
+	proxy := testproc.Start(t, filepath.Join(bin, "revproc"), "-port", port, "-http", "127.0.0.1:0")
+	front := proxy.WaitForMatch(t, regexp.MustCompile(`Serving HTTP on (http://\S+)/:`))[1]
+	proxy.WaitFor(t, "Running the reverse proxy on port "+port+"\n")
+	testproc.Start(t, filepath.Join(bin, "server"), "-id", "100", "-pp", "PP_1", "-listen", "0", "-revproc", port)
+	proxy.WaitFor(t, "Receiving setup message from server id 100 privacy policy PP_1")
+
+	resp, err := http.Post(front+"/msg/PP_1", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"; resp.StatusCode != http.StatusOK || string(body) != want {
+		t.Errorf("POST /msg/PP_1: %s %q; want 200 %q", resp.Status, body, want)
+	}
+
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("page via " + r.Header.Get("Via")))
+	}))
+	defer origin.Close()
+	proxyURL, _ := url.Parse(front)
+	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
+	defer tr.CloseIdleConnections()
+	resp, err = (&http.Client{Transport: tr}).Get(origin.URL + "/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "page via 1.1 revproxy") {
+		t.Errorf("GET through the forward proxy: %s %q", resp.Status, body)
+	}
+	proxy.Stop(t)
 }
