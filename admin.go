@@ -41,6 +41,27 @@ type Admin struct {
 	// appear once, and its names must not begin with the proxy's
 	// revproxy_ prefixes already used.
 	Metrics func(b []byte) []byte
+	// Cards, when set, adds figures to /status after the proxy's own, and
+	// to /status.json as "cards": an HTTP front door's
+	// (httpproxy.Proxy.StatusCards), or a program's. It is called once for
+	// each page and each refresh.
+	Cards func() []StatusCard
+}
+
+// StatusCard is one figure on the status page, as Admin.Cards gives it: a
+// title, the figure, and a line that details it. All three are text.
+type StatusCard struct {
+	Title  string `json:"title"`
+	Value  string `json:"value"`
+	Detail string `json:"detail"`
+}
+
+// cards returns the extra cards, or none.
+func (a *Admin) cards() []StatusCard {
+	if a.Cards == nil {
+		return nil
+	}
+	return a.Cards()
 }
 
 // ServeHTTP serves the page r asks for; see [Admin].
@@ -90,7 +111,10 @@ func (a *Admin) serveJSON(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(a.Proxy.Stats())
+	enc.Encode(struct {
+		Stats
+		Cards []StatusCard `json:"cards,omitempty"`
+	}{a.Proxy.Stats(), a.cards()})
 }
 
 // indexPage links the admin handler's pages, relative to where it is

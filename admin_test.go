@@ -325,11 +325,17 @@ func TestAdminStatusJSON(t *testing.T) {
 	send(t, c, "PP_1", 4)
 	send(t, c, "PP_2", 2)
 	c.Send(testContext(t), "PP_9", "nobody")
-	_, body := get(t, startAdmin(t, &Admin{Proxy: p}, nil)+"status.json")
+	cards := []StatusCard{{Title: "HTTP requests", Value: "12", Detail: "forward 12"}}
+	_, body := get(t, startAdmin(t, &Admin{Proxy: p, Cards: func() []StatusCard { return cards }}, nil)+"status.json")
 
 	var got Stats
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatalf("status.json: %v\n%s", err, body)
+	}
+	var extra struct{ Cards []StatusCard }
+	json.Unmarshal([]byte(body), &extra)
+	if diff := cmp.Diff(cards, extra.Cards); diff != "" {
+		t.Errorf("status.json's cards (-want +got):\n%s", diff)
 	}
 	want := p.Stats()
 	if len(want.Policies) != 2 || len(want.RecentErrors) != 1 || want.Totals.Messages != 7 {

@@ -288,7 +288,7 @@ func TestStatusPageScriptMatchesTemplate(t *testing.T) {
 	if template != script {
 		t.Errorf("the script renders differently from the template:\ntemplate: %s\nscript:   %s", template, script)
 	}
-	for _, want := range []string{"ejected", "draining", "legacy", "least-in-flight", "p2c", "no_server", "unavailable", "handler"} {
+	for _, want := range []string{"ejected", "draining", "legacy", "least-in-flight", "p2c", "no_server", "unavailable", "handler", "forward 1,000 · reverse 234", "&lt;b&gt;Tunnels&lt;/b&gt;"} {
 		if !strings.Contains(script, want) {
 			t.Errorf("the page lacks %q", want)
 		}
@@ -405,7 +405,10 @@ func operatorsView(t *testing.T) string {
 	if err := awaitTable(ctx, p, draining); err != nil {
 		t.Fatal(err)
 	}
-	return startAdmin(t, &Admin{Proxy: p}, nil)
+	cards := func() []StatusCard {
+		return []StatusCard{{Title: "HTTP requests", Value: "1,234", Detail: "forward 1,000 · reverse 234"}, {Title: "<b>Tunnels</b>", Value: "3", Detail: ""}}
+	}
+	return startAdmin(t, &Admin{Proxy: p, Cards: cards}, nil)
 }
 
 // handRegistration is a server registered by hand, to misbehave.

@@ -69,13 +69,14 @@ var statusPage = sync.OnceValues(func() (*template.Template, string) {
 // browser's clock may differ from the proxy's).
 type statusView struct {
 	Stats
-	Now time.Time
+	Now   time.Time
+	Cards []StatusCard // Admin.Cards
 }
 
 // serveStatus writes the status page, rendered with a snapshot taken now.
 func (a *Admin) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	page, csp := statusPage()
-	v := statusView{Stats: a.Proxy.Stats(), Now: time.Now()}
+	v := statusView{Stats: a.Proxy.Stats(), Now: time.Now(), Cards: a.cards()}
 	if !v.Started.IsZero() {
 		v.Now = v.Started.Add(v.Uptime)
 	}

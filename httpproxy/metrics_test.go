@@ -77,6 +77,20 @@ func TestMetrics(t *testing.T) {
 	if h.GetType() != dto.MetricType_HISTOGRAM || h.GetMetric()[0].GetHistogram().GetSampleCount() != 3 {
 		t.Errorf("upstream latency: %v; want a histogram of 3", h)
 	}
+
+	cards := map[string]revproxy.StatusCard{}
+	for _, c := range front.StatusCards() {
+		cards[c.Title] = c
+	}
+	if c := cards["HTTP requests"]; c.Value != "5" || c.Detail != "forward 0 · reverse 3 · gateway 0 · tunnels 0" {
+		t.Errorf("requests card %+v", c)
+	}
+	if c := cards["HTTP errors"]; c.Value != "0" || c.Detail != "5xx; 4xx 2, of which refused 1" {
+		t.Errorf("errors card %+v", c)
+	}
+	if c := cards["Upstream p99"]; !strings.HasPrefix(c.Value, "≤ ") || !strings.HasSuffix(c.Detail, " · 3 requests") {
+		t.Errorf("upstream card %+v", c)
+	}
 }
 
 // find returns the sample of f with exactly labels (name, value pairs).

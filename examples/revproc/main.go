@@ -109,7 +109,7 @@ func run(ctx context.Context, p *revproxy.Proxy, addr, adminAddr string, pprof b
 		gw := &revproxy.Client{ID: "http-gateway", ProxyAddr: net.JoinHostPort("127.0.0.1", port)}
 		defer gw.Close()
 		front.Gateway = gw
-		admin.Metrics = front.AppendMetrics
+		admin.Metrics, admin.Cards = front.AppendMetrics, front.StatusCards
 		hln, err := lc.Listen(ctx, "tcp", httpAddr)
 		if err != nil {
 			ln.Close()
