@@ -231,39 +231,45 @@ func (p *Proxy) ListenAndServe(ctx context.Context, addr string) error {
 
 // Serve serves HTTP on ln until ctx is done, with the Proxy's header and
 // idle timeouts, header size and connection bounds. Once ctx is done it
-// stops accepting, lets requests under way finish for up to the
-// IdleTimeout, then closes what is left, tunnels included, and returns
-// nil. It returns an error only when ln fails.
+// stops accepting and lets requests under way finish, for up to the
+// IdleTimeout; then it ends tunnels and upgraded connections, closes what
+// is left, and returns nil. It returns an error only when ln fails.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	p.init()
+	// Requests are not cancelled by ctx, which would cut off those under
+	// way, but by base, once they have had their time.
+	base, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
 	srv := &http.Server{
 		Handler:           p,
 		ReadHeaderTimeout: orDefault(p.ReadHeaderTimeout, defaultReadHeaderTimeout),
 		IdleTimeout:       p.idleTimeout(),
 		MaxHeaderBytes:    orDefault(p.MaxHeaderBytes, defaultMaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(logger(p.Logger).Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	ln = limitListener(ln, orDefault(p.MaxConns, defaultMaxConns))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var err error
 	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), p.idleTimeout())
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	case err = <-errc: // the listener failed
 		srv.Close()
+	case <-ctx.Done():
+		grace, cancel := context.WithTimeout(context.Background(), p.idleTimeout())
+		if srv.Shutdown(grace) != nil { // Shutdown does not wait for hijacked connections
+			srv.Close()
+		}
+		cancel()
+		err = <-errc
 	}
-	err := <-errc
-	p.handlers.Wait() // tunnels and upgraded connections end with ctx
+	stop()            // tunnels and upgraded connections end with base
+	p.handlers.Wait() // and their handlers with them
 	p.transport.CloseIdleConnections()
-	if !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 // logger returns l, or a logger that discards everything.
