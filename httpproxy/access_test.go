@@ -34,9 +34,9 @@ func clientFrom(t *testing.T, ip, proxyAddr string) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// get sends GET target through c with the Proxy-Authorization auth, when
+// getWithAuth sends GET target through c with the Proxy-Authorization auth, when
 // not "", and returns the response, its body read and closed.
-func get(t *testing.T, c *http.Client, target, auth string) *http.Response {
+func getWithAuth(t *testing.T, c *http.Client, target, auth string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, target, nil)
 	if err != nil {
@@ -54,10 +54,10 @@ func get(t *testing.T, c *http.Client, target, auth string) *http.Response {
 	return resp
 }
 
-// connect asks the proxy at proxyAddr for a tunnel to target, over raw
+// connectWithAuth asks the proxy at proxyAddr for a tunnel to target, over raw
 // TCP, with the Proxy-Authorization auth when not "", and returns the
 // response's head; the connection is closed.
-func connect(t *testing.T, proxyAddr, target, auth string) *http.Response {
+func connectWithAuth(t *testing.T, proxyAddr, target, auth string) *http.Response {
 	t.Helper()
 	conn, err := net.Dial("tcp", proxyAddr)
 	if err != nil {
@@ -128,13 +128,16 @@ func TestAccessLists(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &Proxy{Forward: true, Access: tc.access}
 			addr := serve(t, p)
+			origin := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			t.Cleanup(origin.Close)
 			var want [numRefusals]uint64
 			for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
 				refused := strings.Contains(tc.refused, ip)
-				// A request for the proxy itself, and one to forward: the
-				// lists apply to both.
-				for _, c := range []*http.Client{clientFrom(t, ip, ""), clientFrom(t, ip, addr)} {
-					resp := get(t, c, "http://"+addr+"/x", "")
+				// A request for the proxy itself, and one to forward (to an
+				// origin of its own: forwarded to the proxy, it would come
+				// from the proxy's address): the lists apply to both.
+				for c, target := range map[*http.Client]string{clientFrom(t, ip, ""): "http://" + addr + "/x", clientFrom(t, ip, addr): origin.URL + "/x"} {
+					resp := getWithAuth(t, c, target, "")
 					switch {
 					case refused && resp.StatusCode != http.StatusForbidden:
 						t.Errorf("client %s: status %d, want 403", ip, resp.StatusCode)
@@ -192,8 +195,8 @@ func TestProxyAuth(t *testing.T) {
 		{"right, password with colons", basic("bob", "a:b:c"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			forward := get(t, viaProxy, origin.URL+"/", tc.auth)
-			tunnel := connect(t, addr, origin.Listener.Addr().String(), tc.auth)
+			forward := getWithAuth(t, viaProxy, origin.URL+"/", tc.auth)
+			tunnel := connectWithAuth(t, addr, origin.Listener.Addr().String(), tc.auth)
 			for _, r := range []struct {
 				what string
 				resp *http.Response
@@ -214,7 +217,7 @@ func TestProxyAuth(t *testing.T) {
 			}
 			// A request for the proxy itself is not asking a proxy:
 			// Proxy-Authorization does not apply to it.
-			if resp := get(t, direct, "http://"+addr+"/x", tc.auth); !admitted(resp.StatusCode) {
+			if resp := getWithAuth(t, direct, "http://"+addr+"/x", tc.auth); !admitted(resp.StatusCode) {
 				t.Errorf("origin-form request: status %d, want it admitted", resp.StatusCode)
 			}
 		})
@@ -246,14 +249,14 @@ func TestRateLimit(t *testing.T) {
 	var refused uint64
 	expectAdmitted := func(c *http.Client, what string) {
 		t.Helper()
-		if resp := get(t, c, target, ""); !admitted(resp.StatusCode) {
+		if resp := getWithAuth(t, c, target, ""); !admitted(resp.StatusCode) {
 			t.Errorf("%s: status %d, want it admitted", what, resp.StatusCode)
 		}
 	}
 	expectRefused := func(c *http.Client, what, retryAfter string) {
 		t.Helper()
 		refused++
-		resp := get(t, c, target, "")
+		resp := getWithAuth(t, c, target, "")
 		if resp.StatusCode != http.StatusTooManyRequests {
 			t.Errorf("%s: status %d, want 429", what, resp.StatusCode)
 		}
@@ -345,7 +348,7 @@ func TestMaxClients(t *testing.T) {
 		{"127.0.0.1", 0, 2}, // and starts again with a full bucket
 		{"127.0.0.1", http.StatusTooManyRequests, 2},
 	} {
-		resp := get(t, clients[step.ip], target, "")
+		resp := getWithAuth(t, clients[step.ip], target, "")
 		if step.code == 0 && !admitted(resp.StatusCode) || step.code != 0 && resp.StatusCode != step.code {
 			t.Errorf("step %d, client %s: status %d, want %d (0: admitted)", i, step.ip, resp.StatusCode, step.code)
 		}
@@ -386,8 +389,8 @@ func TestRefusalLogged(t *testing.T) {
 				Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: level})),
 			}
 			addr := serve(t, p)
-			get(t, clientFrom(t, "127.0.0.1", ""), "http://"+addr+"/x", "")
-			get(t, clientFrom(t, "127.0.0.2", ""), "http://"+addr+"/x", "")
+			getWithAuth(t, clientFrom(t, "127.0.0.1", ""), "http://"+addr+"/x", "")
+			getWithAuth(t, clientFrom(t, "127.0.0.2", ""), "http://"+addr+"/x", "")
 			got := log.String()
 			if level == slog.LevelInfo {
 				if got != "" {

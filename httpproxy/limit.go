@@ -49,3 +49,9 @@ func (c *limitedConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
+
+// CloseWrite shuts the connection's writing side, so that a tunnel can
+// pass a client's half-close on.
+func (c *limitedConn) CloseWrite() error {
+	return closeWrite(c.Conn)
+}

@@ -50,7 +50,7 @@ func (p *Proxy) AppendMetrics(b []byte) []byte {
 	m.Int("revproxy_http_tunnels", c.tunnelsOpen.Load())
 	m.Family("revproxy_http_tunnels_total", "counter", "CONNECT tunnels opened.")
 	m.Uint("revproxy_http_tunnels_total", c.tunnels.Load())
-	m.Family("revproxy_http_upstream_latency_seconds", "histogram", "Time from sending a request upstream to its response's header, or to the failure.")
+	m.Family("revproxy_http_upstream_latency_seconds", "histogram", "Time from sending a request upstream to its response's header; the cache's hits, and failures, are not counted.")
 	buckets, count, sum := c.upstream.cumulative()
 	m.Histogram("revproxy_http_upstream_latency_seconds", leLabels, buckets, count, sum.Seconds())
 	return m.B

@@ -27,7 +27,8 @@ type Proxy struct {
 	ConnectPorts []int
 	// DenyHosts are destinations the forward proxy refuses with 403: a
 	// host name, a domain and its subdomains as ".example.com", an IP
-	// address or a CIDR prefix.
+	// address or a CIDR prefix. Addresses and prefixes are also checked
+	// against the address a name resolves to, when it is dialed.
 	DenyHosts []string
 
 	// Table is the revproxy.Proxy whose servers serve Routes: each server
@@ -80,8 +81,10 @@ type Proxy struct {
 
 	initOnce  sync.Once
 	transport *http.Transport
+	upstream  http.RoundTripper // transport, timed, behind the cache when there is one
+	forwarder *httputil.ReverseProxy
 	reverse   *httputil.ReverseProxy
-	upstream  http.RoundTripper // transport, behind the cache when there is one
+	deny      denyList
 	stats     counters
 	gate      gate           // Access's run-time state, built on first use
 	handlers  sync.WaitGroup // ServeHTTP calls under way, which Serve waits for: Shutdown does not wait for hijacked connections
@@ -121,7 +124,8 @@ func (p *Proxy) idleTimeout() time.Duration { return orDefault(p.IdleTimeout, de
 func (p *Proxy) init() {
 	p.initOnce.Do(func() {
 		p.stats.upstream.init()
-		d := &net.Dialer{Timeout: p.dialTimeout(), KeepAlive: 30 * time.Second}
+		p.deny = parseDenyHosts(p.DenyHosts, logger(p.Logger))
+		d := &net.Dialer{Timeout: p.dialTimeout(), KeepAlive: 30 * time.Second, ControlContext: p.deny.controlMarked()}
 		p.transport = &http.Transport{
 			Proxy:                 nil, // never chain to the environment's proxy
 			DialContext:           d.DialContext,
@@ -131,11 +135,13 @@ func (p *Proxy) init() {
 			ResponseHeaderTimeout: orDefault(p.ResponseHeaderTimeout, defaultResponseHeaderTimeout),
 			ExpectContinueTimeout: time.Second,
 			ForceAttemptHTTP2:     false,
+			DisableCompression:    true, // pass Accept-Encoding on as the client sent it, and the body as the origin sent it
 		}
-		p.upstream = p.transport
+		p.upstream = timedTransport{next: p.transport, hist: &p.stats.upstream}
 		if p.Cache != nil {
-			p.upstream = p.Cache.wrap(p.transport)
+			p.upstream = p.Cache.wrap(p.upstream)
 		}
+		p.forwarder = p.newForwarder()
 		p.reverse = p.newReverse()
 	})
 }

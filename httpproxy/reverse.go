@@ -7,9 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/seed-c202d8a5/revproxy"
 )
@@ -37,7 +35,7 @@ func (p *Proxy) serveReverse(w http.ResponseWriter, r *http.Request) {
 // newReverse returns the reverse path's ReverseProxy, its transport behind
 // the cache when there is one.
 func (p *Proxy) newReverse() *httputil.ReverseProxy {
-	var next http.RoundTripper = &picker{p: p}
+	var next http.RoundTripper = &picker{p: p, next: timedTransport{next: p.transport, hist: &p.stats.upstream}}
 	if p.Cache != nil {
 		next = p.Cache.wrap(next)
 	}
@@ -47,11 +45,11 @@ func (p *Proxy) newReverse() *httputil.ReverseProxy {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = "" // the picker's to fill
 			pr.Out.Host = pr.In.Host
-			appendVia(pr.Out.Header, pr.In.ProtoMajor, pr.In.ProtoMinor)
+			addVia(pr.Out.Header, pr.In.ProtoMajor, pr.In.ProtoMinor)
 		},
 		Transport: next,
 		ModifyResponse: func(resp *http.Response) error {
-			appendVia(resp.Header, resp.ProtoMajor, resp.ProtoMinor)
+			addVia(resp.Header, resp.ProtoMajor, resp.ProtoMinor)
 			return nil
 		},
 		ErrorHandler: p.reverseError,
@@ -80,7 +78,10 @@ func (p *Proxy) reverseError(w http.ResponseWriter, r *http.Request, err error) 
 // picker is the reverse path's RoundTripper: it sends each request to a
 // server that PickHTTP chooses, and to another when the first fails and
 // sending it again is safe.
-type picker struct{ p *Proxy }
+type picker struct {
+	p    *Proxy
+	next http.RoundTripper // the transport, timed
+}
 
 func (pk *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	policy, _ := req.Context().Value(policyKey{}).(string)
@@ -103,9 +104,7 @@ func (pk *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 			out = req.Clone(req.Context())
 		}
 		out.URL.Host = t.Addr
-		start := time.Now()
-		resp, err := pk.p.transport.RoundTrip(out)
-		pk.p.stats.upstream.observe(time.Since(start))
+		resp, err := pk.next.RoundTrip(out)
 		if err == nil {
 			resp.Body = doneBody(resp.Body, t)
 			return resp, nil
@@ -181,16 +180,3 @@ type doneRWBody struct {
 }
 
 func (b *doneRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
-
-// appendVia adds this proxy to h's Via header, for a message of the given
-// HTTP version (RFC 9110 §7.6.3).
-func appendVia(h http.Header, major, minor int) {
-	v := strconv.Itoa(major) + "." + strconv.Itoa(minor) + " revproxy"
-	if major == 2 || major == 3 {
-		v = strconv.Itoa(major) + " revproxy"
-	}
-	if old := h.Get("Via"); old != "" {
-		v = old + ", " + v
-	}
-	h.Set("Via", v)
-}
