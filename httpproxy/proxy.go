@@ -127,7 +127,7 @@ func (p *Proxy) init() {
 		}
 		p.upstream = p.transport
 		if p.Cache != nil {
-			p.upstream = p.Cache.wrap(p.transport)
+			p.upstream = p.Cache.wrap(p.transport, &p.stats)
 		}
 	})
 }
