@@ -253,11 +253,12 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	if p.TLSConfig != nil {
 		ln = tls.NewListener(ln, p.TLSConfig)
 	}
-	log.Info("Running the reverse proxy", "addr", ln.Addr().String(), "tls", p.TLSConfig != nil)
+	// Serving before saying so: whoever reads the line may ask /healthz.
 	start := time.Now()
 	p.startedAt.CompareAndSwap(nil, &start)
 	p.serving.Add(1)
 	defer p.serving.Add(-1)
+	log.Info("Running the reverse proxy", "addr", ln.Addr().String(), "tls", p.TLSConfig != nil)
 	g, gctx := errgroup.WithContext(ctx)
 	serveConns(gctx, g, ln, log, p.serveConn)
 	return wait(ctx, g)
