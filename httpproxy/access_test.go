@@ -2,7 +2,6 @@ package httpproxy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/base64"
 	"io"
 	"log/slog"
@@ -362,28 +361,10 @@ func TestMaxClients(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer a server's goroutines may log to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRefusalLogged(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
 		t.Run(level.String(), func(t *testing.T) {
-			var log syncBuffer
+			var log logBuffer
 			p := &Proxy{
 				Access: Access{Deny: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}},
 				Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: level})),

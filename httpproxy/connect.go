@@ -39,8 +39,7 @@ func (p *Proxy) serveConnect(w *statusRecorder, r *http.Request) {
 		return
 	}
 	if p.deny.deniesHost(host) {
-		p.stats.refused(refusedHost)
-		http.Error(w, "this proxy does not go to that destination", http.StatusForbidden)
+		p.refuseDestination(w)
 		return
 	}
 	log := logger(p.Logger)
@@ -48,8 +47,7 @@ func (p *Proxy) serveConnect(w *statusRecorder, r *http.Request) {
 	upstream, err := d.DialContext(r.Context(), "tcp", target)
 	if err != nil {
 		if errors.Is(err, errDeniedAddress) {
-			p.stats.refused(refusedHost)
-			http.Error(w, "this proxy does not go to that destination", http.StatusForbidden)
+			p.refuseDestination(w)
 			return
 		}
 		log.Debug("httpproxy: tunnel's dial failed", "target", target, "err", err)

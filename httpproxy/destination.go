@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -160,4 +161,11 @@ func (d *denyList) checkDestination(ctx context.Context) context.Context {
 		return ctx
 	}
 	return context.WithValue(ctx, checkDestinationKey{}, true)
+}
+
+// refuseDestination answers, and counts, a request for a destination
+// DenyHosts names.
+func (p *Proxy) refuseDestination(w http.ResponseWriter) {
+	p.stats.refused(refusedHost)
+	http.Error(w, "this proxy does not go to that destination", http.StatusForbidden)
 }

@@ -31,8 +31,7 @@ func (p *Proxy) serveForward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.deny.deniesHost(host) {
-		p.stats.refused(refusedHost)
-		http.Error(w, "this proxy does not go to that destination", http.StatusForbidden)
+		p.refuseDestination(w)
 		return
 	}
 	if r.ContentLength != 0 {
