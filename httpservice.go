@@ -1,6 +1,8 @@
 package revproxy
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 )
@@ -39,19 +41,24 @@ func (p *Proxy) PickHTTP(policy string, tried []HTTPTarget) (HTTPTarget, error) 
 	return HTTPTarget{ID: e.id, Policy: e.policy, Addr: e.httpAddr, e: e, done: new(atomic.Bool)}, nil
 }
 
-// Done ends the request on the server: failed is true when the server
-// could not be reached or failed under way, false when it answered,
-// whatever the HTTP status. It counts the outcome in the
-// server's [ServerStats]; calls after the first do nothing.
-func (t HTTPTarget) Done(failed bool) {
+// Done ends the request on the server: err is nil when the server
+// answered, whatever the HTTP status; the error it failed with when it
+// could not be reached or failed under way; or the client's context's
+// error (context.Canceled, context.DeadlineExceeded) when the client gave
+// up, which is no fault of the server's and counts as neither. It counts
+// the outcome in the server's [ServerStats]; calls after the first do
+// nothing.
+func (t HTTPTarget) Done(err error) {
 	if t.e == nil || t.done.Swap(true) {
 		return
 	}
 	t.e.pending.Add(-1)
-	if failed {
-		t.e.http.failed.Add(1)
-	} else {
+	switch {
+	case err == nil:
 		t.e.http.answered.Add(1)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	default:
+		t.e.http.failed.Add(1)
 	}
 }
 

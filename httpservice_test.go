@@ -30,8 +30,8 @@ func TestPickHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = append(got, tg.ID+" "+tg.Addr)
-		tg.Done(false)
-		tg.Done(true) // a second call counts nothing
+		tg.Done(nil)
+		tg.Done(errors.New("refused")) // a second call counts nothing
 	}
 	want := []string{"a 127.0.0.1:8001", "b 127.0.0.1:8002", "a 127.0.0.1:8001", "b 127.0.0.1:8002"}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -54,8 +54,8 @@ func TestPickHTTP(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"a": "127.0.0.1:8001 1 2", "b": "127.0.0.1:8002 1 2", "plain": " 0 0"}, counts); diff != "" {
 		t.Errorf("addr, in flight, answered (-want +got):\n%s", diff)
 	}
-	first.Done(true)
-	second.Done(true)
+	first.Done(errors.New("refused"))
+	second.Done(errors.New("refused"))
 	for _, sv := range p.Stats().Policies[0].Servers {
 		if sv.InFlight != 0 || (sv.ID != "plain" && sv.HTTPFailed != 1) {
 			t.Errorf("%s: in flight %d, failed %d; want 0 and 1", sv.ID, sv.InFlight, sv.HTTPFailed)
@@ -87,7 +87,7 @@ func TestPickHTTPSkipsDraining(t *testing.T) {
 		if err != nil || tg.ID != "a" {
 			t.Fatalf("picked %q, %v; want a", tg.ID, err)
 		}
-		tg.Done(false)
+		tg.Done(nil)
 	}
 }
 
@@ -113,12 +113,12 @@ func TestAdminHTTPMetrics(t *testing.T) {
 	p, addr := startProxy(t)
 	startServer(t, p, &Server{ID: "a", Policy: "P", ProxyAddr: addr, HTTPPort: 8001})
 	startServer(t, p, &Server{ID: "plain", Policy: "P", ProxyAddr: addr})
-	for _, failed := range []bool{false, false, true} {
+	for _, outcome := range []error{nil, nil, errors.New("refused"), context.Canceled} {
 		tg, err := p.PickHTTP("P", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tg.Done(failed)
+		tg.Done(outcome) // a client that gave up counts as neither
 	}
 	extra := func(b []byte) []byte {
 		return append(b, "# HELP front_requests_total Requests.\n# TYPE front_requests_total counter\nfront_requests_total 7\n"...)

@@ -105,9 +105,14 @@ func (d *denyList) deniesHost(host string) bool {
 	return false
 }
 
-// deniesAddr reports whether addr lies in a denied prefix.
+// deniesAddr reports whether addr lies in a denied prefix. The
+// unspecified address (0.0.0.0, ::) is taken as loopback, which a
+// connection to it reaches on Linux.
 func (d *denyList) deniesAddr(addr netip.Addr) bool {
 	addr = addr.Unmap().WithZone("")
+	if addr.IsUnspecified() {
+		return d.deniesAddr(netip.AddrFrom4([4]byte{127, 0, 0, 1})) || d.deniesAddr(netip.IPv6Loopback())
+	}
 	for _, p := range d.prefixes {
 		if p.Contains(addr) {
 			return true

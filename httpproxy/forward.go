@@ -59,7 +59,7 @@ func (p *Proxy) newForwarder() *httputil.ReverseProxy {
 		Transport: p.upstream,
 		ModifyResponse: func(res *http.Response) error {
 			addVia(res.Header, res.ProtoMajor, res.ProtoMinor)
-			return nil
+			return checkSwitch(res)
 		},
 		ErrorHandler: p.forwardError,
 		ErrorLog:     slog.NewLogLogger(logger(p.Logger).Handler(), slog.LevelDebug),

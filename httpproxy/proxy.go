@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed-c202d8a5/revproxy"
@@ -62,11 +63,14 @@ type Proxy struct {
 	ResponseHeaderTimeout time.Duration
 	// IdleTimeout closes a client's keep-alive connection, a pooled
 	// upstream connection and a tunnel after this long without traffic
-	// (default 90 s).
+	// (default 90 s). An upgraded connection (a WebSocket, through the
+	// forward or reverse path) has no idle timeout: it lasts until either
+	// end closes it or Serve stops.
 	IdleTimeout time.Duration
 	// ReadHeaderTimeout bounds reading a request's header (default 10 s).
 	ReadHeaderTimeout time.Duration
-	// MaxHeaderBytes bounds a request's header (default 64 KiB).
+	// MaxHeaderBytes bounds a request's header, and an upstream response's
+	// (default 64 KiB).
 	MaxHeaderBytes int
 	// MaxConns bounds the client connections Serve holds open at once;
 	// those beyond wait to be accepted (default 10,000).
@@ -86,8 +90,7 @@ type Proxy struct {
 	reverse   *httputil.ReverseProxy
 	deny      denyList
 	stats     counters
-	gate      gate           // Access's run-time state, built on first use
-	handlers  sync.WaitGroup // ServeHTTP calls under way, which Serve waits for: Shutdown does not wait for hijacked connections
+	gate      gate // Access's run-time state, built on first use
 }
 
 // Route maps requests to a policy of the Proxy's Table. Host, when set,
@@ -127,15 +130,16 @@ func (p *Proxy) init() {
 		p.deny = parseDenyHosts(p.DenyHosts, logger(p.Logger))
 		d := &net.Dialer{Timeout: p.dialTimeout(), KeepAlive: 30 * time.Second, ControlContext: p.deny.controlMarked()}
 		p.transport = &http.Transport{
-			Proxy:                 nil, // never chain to the environment's proxy
-			DialContext:           d.DialContext,
-			MaxIdleConns:          0,
-			MaxIdleConnsPerHost:   orDefault(p.MaxIdleConnsPerHost, defaultMaxIdleConnsPerHost),
-			IdleConnTimeout:       p.idleTimeout(),
-			ResponseHeaderTimeout: orDefault(p.ResponseHeaderTimeout, defaultResponseHeaderTimeout),
-			ExpectContinueTimeout: time.Second,
-			ForceAttemptHTTP2:     false,
-			DisableCompression:    true, // pass Accept-Encoding on as the client sent it, and the body as the origin sent it
+			Proxy:                  nil, // never chain to the environment's proxy
+			DialContext:            d.DialContext,
+			MaxIdleConns:           0,
+			MaxIdleConnsPerHost:    orDefault(p.MaxIdleConnsPerHost, defaultMaxIdleConnsPerHost),
+			IdleConnTimeout:        p.idleTimeout(),
+			ResponseHeaderTimeout:  orDefault(p.ResponseHeaderTimeout, defaultResponseHeaderTimeout),
+			MaxResponseHeaderBytes: int64(orDefault(p.MaxHeaderBytes, defaultMaxHeaderBytes)),
+			ExpectContinueTimeout:  time.Second,
+			ForceAttemptHTTP2:      false,
+			DisableCompression:     true, // pass Accept-Encoding on as the client sent it, and the body as the origin sent it
 		}
 		p.upstream = timedTransport{next: p.transport, hist: &p.stats.upstream}
 		if p.Cache != nil {
@@ -150,8 +154,6 @@ func (p *Proxy) init() {
 // gateway message, or a request for a Route.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.init()
-	p.handlers.Add(1)
-	defer p.handlers.Done()
 	kind := p.kindOf(r)
 	p.stats.request(kind)
 	rec := &statusRecorder{ResponseWriter: w}
@@ -246,8 +248,9 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	// way, but by base, once they have had their time.
 	base, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
+	handlers := newHandlerGroup() // Shutdown does not wait for hijacked connections' handlers
 	srv := &http.Server{
-		Handler:           p,
+		Handler:           handlers.wrap(p),
 		ReadHeaderTimeout: orDefault(p.ReadHeaderTimeout, defaultReadHeaderTimeout),
 		IdleTimeout:       p.idleTimeout(),
 		MaxHeaderBytes:    orDefault(p.MaxHeaderBytes, defaultMaxHeaderBytes),
@@ -269,8 +272,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		cancel()
 		err = <-errc
 	}
-	stop()            // tunnels and upgraded connections end with base
-	p.handlers.Wait() // and their handlers with them
+	stop()              // tunnels and upgraded connections end with base
+	handlers.stopWait() // and their handlers with them
 	p.transport.CloseIdleConnections()
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -284,4 +287,44 @@ func logger(l *slog.Logger) *slog.Logger {
 		return l
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// handlerGroup counts the calls of a handler under way, so that Serve can
+// wait for them, without a lock per request; once stopWait has begun, a
+// call that comes late (on a connection read as the server closed) is
+// answered 503.
+type handlerGroup struct {
+	calls   atomic.Int64
+	stopped atomic.Bool
+	idle    chan struct{} // closed once stopped with no call under way
+	once    sync.Once
+}
+
+func newHandlerGroup() *handlerGroup { return &handlerGroup{idle: make(chan struct{})} }
+
+func (g *handlerGroup) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.calls.Add(1)
+		defer g.leave()
+		if g.stopped.Load() {
+			http.Error(w, "the proxy is stopping", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (g *handlerGroup) leave() {
+	if g.calls.Add(-1) == 0 && g.stopped.Load() {
+		g.once.Do(func() { close(g.idle) })
+	}
+}
+
+// stopWait lets no more calls in and waits for those under way.
+func (g *handlerGroup) stopWait() {
+	g.stopped.Store(true)
+	if g.calls.Load() == 0 {
+		g.once.Do(func() { close(g.idle) })
+	}
+	<-g.idle
 }

@@ -40,6 +40,7 @@ func newBuckets(r rate.Limit, burst, clients int) *buckets {
 // rather than by reserving and cancelling, which loses tokens when
 // refusals of one client overlap.
 func (b *buckets) take(client netip.Addr, now time.Time) (ok bool, retry int64) {
+	client = bucketKey(client)
 	lim, found := b.lru.Get(client)
 	if !found {
 		lim = rate.NewLimiter(b.rate, b.burst)
@@ -67,3 +68,15 @@ func retryAfter(wait float64) int64 {
 
 // len is how many clients' buckets are kept.
 func (b *buckets) len() int { return b.lru.Len() }
+
+// bucketKey is the address whose bucket client takes from: its own for
+// IPv4, its /64 for IPv6, which one host commonly holds whole and could
+// otherwise walk through for a fresh bucket at each address (and push
+// others' buckets out of the LRU).
+func bucketKey(client netip.Addr) netip.Addr {
+	if client.Is6() {
+		p, _ := client.Prefix(64)
+		return p.Addr()
+	}
+	return client
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -50,10 +51,11 @@ func (p *Proxy) newReverse() *httputil.ReverseProxy {
 		Transport: next,
 		ModifyResponse: func(resp *http.Response) error {
 			addVia(resp.Header, resp.ProtoMajor, resp.ProtoMinor)
-			return nil
+			return checkSwitch(resp)
 		},
 		ErrorHandler: p.reverseError,
-		ErrorLog:     nil,
+		ErrorLog:     slog.NewLogLogger(logger(p.Logger).Handler(), slog.LevelDebug),
+		BufferPool:   copyBuffers,
 	}
 }
 
@@ -71,8 +73,9 @@ func (p *Proxy) reverseError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, context.Canceled):
 		return // the client went away
 	}
-	logger(p.Logger).Debug("Reverse proxy failed", "host", r.Host, "path", r.URL.Path, "status", code, "err", err)
-	http.Error(w, http.StatusText(code)+": "+err.Error(), code)
+	// The error names servers' addresses: for the log, not the client.
+	logger(p.Logger).Debug("httpproxy: reverse request failed", "host", r.Host, "path", r.URL.Path, "status", code, "err", err)
+	http.Error(w, http.StatusText(code), code)
 }
 
 // picker is the reverse path's RoundTripper: it sends each request to a
@@ -109,25 +112,38 @@ func (pk *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Body = doneBody(resp.Body, t)
 			return resp, nil
 		}
-		t.Done(true)
+		if req.Context().Err() != nil { // the client went away: no fault of the server's
+			t.Done(req.Context().Err())
+			return nil, err
+		}
+		t.Done(err)
 		tried, lastErr = append(tried, t), err
-		if !sendAgain(req, body, err) || req.Context().Err() != nil {
+		if len(tried) == maxAttempts || !sendAgain(req, body, err) {
 			return nil, err
 		}
 		logger(pk.p.Logger).Debug("Sending a request to another server", "policy", policy, "failed", t.ID, "err", err)
 	}
 }
 
+// maxAttempts bounds the servers one request is sent to.
+const maxAttempts = 3
+
 // sendAgain reports whether req, which failed with err, may go to another
 // server: nothing of it reached the first (it could not be dialled), or
-// its method is idempotent and none of its body was read.
+// its method is idempotent, none of its body was read and it did not time
+// out.
 func sendAgain(req *http.Request, body *trackedBody, err error) bool {
-	if body.read.Load() {
-		return false
-	}
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
+	var ne net.Error
+	switch {
+	case body.read.Load():
+		return false
+	case errors.As(err, &op) && op.Op == "dial":
 		return true
+	case errors.As(err, &ne) && ne.Timeout():
+		// A request its server took too long over would take as long
+		// elsewhere, and cost each server it went to.
+		return false
 	}
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
@@ -170,7 +186,7 @@ type doneReadBody struct {
 
 func (b *doneReadBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.t.Done(false)
+	b.t.Done(nil)
 	return err
 }
 
