@@ -57,7 +57,8 @@ type Access struct {
 
 	// Rate is how many requests per second each client IP may make on
 	// average, refilling its token bucket; zero, the default, means no
-	// limit, as does rate.Inf. A refused request takes no token.
+	// limit, as does rate.Inf. A refused request takes no token. An IPv6
+	// client's bucket is its /64's, which one host commonly holds whole.
 	Rate rate.Limit
 	// Burst is how many requests a client may make at once, the size of
 	// its bucket (default: Rate rounded up, at least 1).
