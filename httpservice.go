@@ -71,14 +71,23 @@ func (t *table) pickHTTP(policy string, tried []HTTPTarget, b Balancer) *entry {
 	if rg == nil {
 		return nil
 	}
-	skip := make([]*entry, 0, len(tried)+len(rg.entries))
-	for _, x := range tried {
-		skip = append(skip, x.e)
-	}
+	// Passed over: those tried, and those without an HTTP service. A
+	// policy's servers commonly all have one or none, and a request is
+	// commonly tried once: then there is nothing to allocate.
+	var skip []*entry
 	for _, e := range rg.entries {
 		if e.httpAddr == "" {
-			skip = append(skip, e)
+			skip = make([]*entry, 0, len(tried)+len(rg.entries))
+			for _, e := range rg.entries {
+				if e.httpAddr == "" {
+					skip = append(skip, e)
+				}
+			}
+			break
 		}
+	}
+	for _, x := range tried {
+		skip = append(skip, x.e)
 	}
 	t.seedRand(b)
 	return rg.choose(b, skip, t.rand)
