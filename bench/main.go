@@ -1,9 +1,12 @@
 // Command bench measures revproxy side by side with clients talking straight
 // to the servers, with NATS request/reply and with the Python seed proxy, all
-// on loopback, and writes a markdown report and a throughput chart; and it
-// compares the proxy's balancers with one slow server among four.
+// on loopback, and writes a markdown report and a throughput chart; it
+// compares the proxy's balancers with one slow server among four; and,
+// with -systems http, the HTTP front door with HAProxy and a plain
+// httputil.ReverseProxy.
 //
 //	go -C bench run . -out ../docs
+//	go -C bench run . -systems http -out ../docs
 //
 // See README.md for the flags.
 package main
@@ -42,8 +45,11 @@ type config struct {
 	payloads  []int
 	servers   []int // server counts of the scale table
 	idleConns int
-	proxy     string // the broker program of the revproxy systems: brokerChild or brokerRevproc
-	baseline  string // another checkout of the library, for revproxy-baseline; "" for none
+	proxy     string   // the broker program of the revproxy systems: brokerChild or brokerRevproc
+	baseline  string   // another checkout of the library, for revproxy-baseline; "" for none
+	http      []string // HTTP systems (httpSystems), in report order
+	httpConns []int    // client connections of the HTTP points
+	profile   string   // directory for CPU profiles of the front door under load; "" for none
 }
 
 const (
@@ -57,11 +63,12 @@ func main() {
 	repeat := fs.Int("repeat", 3, "rounds per point; the report gives medians and the req/s range (-quick: 1)")
 	quick := fs.Bool("quick", false, "fewer, shorter points, for a smoke test (-duration defaults to 300ms, -repeat to 1)")
 	systems := fs.String("systems", strings.Join(defaultSystems(), ","), "comma-separated list of what to run")
-	out := fs.String("out", "", "directory for bench.md and throughput.svg, and balance.md and balance.svg when balance runs (none: report on stdout only)")
+	out := fs.String("out", "", "directory for bench.md and throughput.svg, balance.md and balance.svg when balance runs, httpbench.md and httpbench.svg when http runs (none: report on stdout only)")
 	testdata := fs.String("testdata", filepath.Join("..", "testdata"), "directory of the Python seed proxy and servers")
 	idleConns := fs.Int("idle-conns", 10000, "idle client connections for the memory test (-quick: 1000)")
 	proxy := fs.String("proxy", brokerRevproc, "the program run as revproxy's proxy process: child (this binary, a Proxy with no logger) or revproc (examples/revproc -q, built from the checkout)")
 	baseline := fs.String("baseline", "", "DIR, the root of another checkout of the library; adds the system revproxy-baseline, revproxy with that checkout's examples/revproc as the proxy process")
+	profile := fs.String("profile", "", "DIR: after the HTTP systems' rounds, profile the front door's process under load at every point (5 s of CPU profile each) into DIR")
 	role := fs.String("role", "", "internal: run as a helper process")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go -C bench run . [flags]\n\n")
@@ -100,6 +107,8 @@ func main() {
 		servers:   []int{1, 2, 100, 1000},
 		idleConns: *idleConns,
 		proxy:     *proxy,
+		httpConns: httpClients,
+		profile:   *profile,
 	}
 	if cfg.proxy != brokerChild && cfg.proxy != brokerRevproc {
 		fmt.Fprintf(os.Stderr, "bench: -proxy must be %s or %s\n", brokerChild, brokerRevproc)
@@ -121,6 +130,7 @@ func main() {
 	}
 	if cfg.quick {
 		cfg.clients = []int{1, 32}
+		cfg.httpConns = []int{32}
 		cfg.servers = []int{2, 100}
 		cfg.warmup = 100 * time.Millisecond
 		if !set["duration"] {
@@ -170,7 +180,10 @@ func knownSystems() []string {
 	for _, s := range allSystems {
 		names = append(names, s.name)
 	}
-	return append(names, "scale", "idle", "balance")
+	for _, s := range httpSystems {
+		names = append(names, s.name)
+	}
+	return append(names, "scale", "idle", "balance", "http")
 }
 
 // checkoutDir makes dir absolute and checks that it holds a checkout of
@@ -200,6 +213,19 @@ func (cfg *config) setSystems(list string) error {
 			cfg.idle = true
 		case name == "balance":
 			cfg.balance = true
+		case name == "http":
+			for _, s := range httpSystems {
+				if (!s.baseline || cfg.baseline != "") && !slices.Contains(cfg.http, s.name) {
+					cfg.http = append(cfg.http, s.name)
+				}
+			}
+		case slices.ContainsFunc(httpSystems, func(s system) bool { return s.name == name }):
+			if s, _ := httpSystemNamed(name); s.baseline && cfg.baseline == "" {
+				return fmt.Errorf("%s needs -baseline DIR", name)
+			}
+			if !slices.Contains(cfg.http, name) {
+				cfg.http = append(cfg.http, name)
+			}
 		case systemNamed(name).baseline && cfg.baseline == "":
 			return fmt.Errorf("%s needs -baseline DIR", name)
 		case slices.Contains(known, name):
@@ -210,7 +236,7 @@ func (cfg *config) setSystems(list string) error {
 			return fmt.Errorf("unknown system %q (known: %s)", name, strings.Join(known, ", "))
 		}
 	}
-	if len(cfg.systems) == 0 && !cfg.scale && !cfg.idle && !cfg.balance {
+	if len(cfg.systems) == 0 && !cfg.scale && !cfg.idle && !cfg.balance && len(cfg.http) == 0 {
 		return errors.New("-systems names nothing to run")
 	}
 	return nil
@@ -228,6 +254,8 @@ type results struct {
 	idle     *idleResult
 	idleErr  string
 	balance  []balancePoint // by balancer, in report order
+	http     []stat         // HTTP systems, by clients then payload
+	profiles []httpProfile  // the front door's CPU profiles (-profile)
 	others   float64        // share of the machine other processes used
 	loadavg  string         // /proc/loadavg at the start
 }
@@ -250,14 +278,16 @@ func run(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("raise the open-file limit: %w", err)
 	}
 	defer removeRevproc()
-	if cfg.balance || cfg.proxy == brokerRevproc && (cfg.scale || slices.ContainsFunc(cfg.systems, func(name string) bool {
-		return name != "revproxy-inproc" && strings.HasPrefix(name, "revproxy")
-	})) {
+	defer removePlain()
+	if cfg.balance || slices.ContainsFunc(cfg.http, func(name string) bool { return strings.HasPrefix(name, "revproxy") }) ||
+		cfg.proxy == brokerRevproc && (cfg.scale || slices.ContainsFunc(cfg.systems, func(name string) bool {
+			return name != "revproxy-inproc" && strings.HasPrefix(name, "revproxy")
+		})) {
 		if _, err := buildRevproc(ctx, ""); err != nil {
 			return fmt.Errorf("%w (-proxy child runs the proxy process without building it)", err)
 		}
 	}
-	if cfg.baseline != "" && slices.Contains(cfg.systems, "revproxy-baseline") {
+	if cfg.baseline != "" && (slices.Contains(cfg.systems, "revproxy-baseline") || slices.Contains(cfg.http, "revproxy-reverse-baseline")) {
 		if _, err := buildRevproc(ctx, cfg.baseline); err != nil {
 			return fmt.Errorf("-baseline: %w", err)
 		}
@@ -279,6 +309,11 @@ func run(ctx context.Context, cfg *config) error {
 	if cfg.balance && ctx.Err() == nil {
 		runBalance(ctx, cfg, res)
 	}
+	if len(cfg.http) > 0 && ctx.Err() == nil {
+		if err := runHTTP(ctx, cfg, res); err != nil {
+			return err
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -287,14 +322,25 @@ func run(ctx context.Context, cfg *config) error {
 		res.others = othersShare(busy1-busy0, ownCPU()-ours0, res.elapsed)
 	}
 
-	report := markdown(cfg, res)
-	fmt.Print(report)
+	var report, httpReport string
+	if cfg.measuresMain() || cfg.balance {
+		report = markdown(cfg, res)
+	}
+	if len(cfg.http) > 0 {
+		httpReport = httpMarkdown(cfg, res)
+	}
+	fmt.Print(report + httpReport)
 	if cfg.out != "" {
 		if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 			return err
 		}
 		if err := writeReports(cfg, res, report); err != nil {
 			return err
+		}
+		if httpReport != "" {
+			if err := writeHTTPReports(cfg, res, httpReport); err != nil {
+				return err
+			}
 		}
 	}
 	// Everything started has been stopped; say so if a goroutine lingers.
@@ -355,19 +401,28 @@ func writeReports(cfg *config, res *results, report string) error {
 // phase of the machine so hits every system alike, and the rounds of one
 // point are minutes apart at most.
 func runMain(ctx context.Context, cfg *config, res *results) {
+	res.points = runPoints(ctx, cfg, res, allSystems, cfg.systems, cfg.clients, cfg.payloads)
+}
+
+// runPoints measures the systems of all that names lists at every clients
+// × payloads point, in rounds as runMain says, and sums each point up.
+// Systems that cannot run here are noted in res.skipped, and the outside
+// software's versions in res.versions.
+func runPoints(ctx context.Context, cfg *config, res *results, all []system, names []string, clients, payloads []int) []stat {
 	var active []system
-	for _, sys := range allSystems {
-		if slices.Contains(cfg.systems, sys.name) {
+	for _, sys := range all {
+		if slices.Contains(names, sys.name) {
 			active = append(active, sys)
 		}
 	}
-	for _, n := range cfg.clients {
-		for _, size := range cfg.payloads {
+	var points []stat
+	for _, n := range clients {
+		for _, size := range payloads {
 			rounds := map[string][]point{}
 			for r := range cfg.repeat {
 				for _, sys := range rotate(active, r) {
 					if ctx.Err() != nil {
-						return
+						return points
 					}
 					if _, skipped := res.skipped[sys.name]; skipped || sys.unsupported[size] != "" || !sys.runsAt(n) {
 						continue
@@ -398,13 +453,14 @@ func runMain(ctx context.Context, cfg *config, res *results) {
 				switch {
 				case !sys.runsAt(n):
 				case sys.unsupported[size] != "":
-					res.points = append(res.points, stat{System: sys.name, Clients: n, Payload: size, NA: sys.unsupported[size]})
+					points = append(points, stat{System: sys.name, Clients: n, Payload: size, NA: sys.unsupported[size]})
 				case len(rounds[sys.name]) > 0:
-					res.points = append(res.points, summarize(rounds[sys.name]))
+					points = append(points, summarize(rounds[sys.name]))
 				}
 			}
 		}
 	}
+	return points
 }
 
 // runScale measures the server-count table, in rounds like runMain: each

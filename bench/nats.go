@@ -16,50 +16,10 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// natsPaths are where Debian's nats-server package puts the binary.
-var natsPaths = []string{"/usr/sbin/nats-server", "/usr/bin/nats-server"}
-
-// findNATS returns the nats-server binary, installing Debian's package when
-// it is missing and this process may (it runs as root).
-func findNATS(ctx context.Context) (string, error) {
-	look := func() string {
-		if p, err := exec.LookPath("nats-server"); err == nil {
-			return p
-		}
-		for _, p := range natsPaths {
-			if st, err := os.Stat(p); err == nil && !st.IsDir() {
-				return p
-			}
-		}
-		return ""
-	}
-	if p := look(); p != "" {
-		return p, nil
-	}
-	if os.Geteuid() != 0 {
-		return "", &skipError{"nats-server is not installed (Debian package nats-server) and installing it needs root"}
-	}
-	fmt.Fprintln(os.Stderr, "bench: installing nats-server with apt-get")
-	ictx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	for _, args := range [][]string{{"update"}, {"install", "-y", "nats-server"}} {
-		cmd := exec.CommandContext(ictx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", &skipError{fmt.Sprintf("apt-get %s failed: %v: %s", strings.Join(args, " "), err, tail(out, 300))}
-		}
-	}
-	if p := look(); p != "" {
-		return p, nil
-	}
-	return "", &skipError{"apt-get installed nats-server but the binary is not on PATH, /usr/sbin or /usr/bin"}
-}
-
 // startNATS runs nats-server, the broker, on a free loopback port and 2
 // SHA1 responders in queue group sha1 in this process.
 func startNATS(ctx context.Context, _ *config) (*env, error) {
-	bin, err := findNATS(ctx)
+	bin, err := findDebian(ctx, "nats-server", "nats-server")
 	if err != nil {
 		return nil, err
 	}

@@ -38,8 +38,8 @@ type revprocBuild struct {
 // buildRevproc builds examples/revproc into a temporary directory, once per
 // checkout. With checkout "" it is the library this module uses (the
 // replace directive points it at this checkout); otherwise checkout is the
-// root of another checkout of the library (-baseline), and go build runs
-// there, with that checkout's go.mod.
+// root of another checkout of the library (-baseline). Either way go build
+// runs in the library's root, with its go.mod.
 func buildRevproc(ctx context.Context, checkout string) (string, error) {
 	revprocBuilds.mu.Lock()
 	if revprocBuilds.builds == nil {
@@ -56,16 +56,23 @@ func buildRevproc(ctx context.Context, checkout string) (string, error) {
 			return
 		}
 		b.bin = filepath.Join(b.dir, "revproc")
-		var cmd *exec.Cmd
+		dir := checkout
 		if checkout == "" {
 			progress("building examples/revproc")
-			cmd = exec.CommandContext(ctx, "go", "build", "-o", b.bin, "github.com/seed-c202d8a5/revproxy/examples/revproc")
+			// In the library's own module, whose go.sum covers what the
+			// program imports beyond what the bench does (httpproxy's).
+			out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/seed-c202d8a5/revproxy").Output()
+			if err != nil {
+				b.err = fmt.Errorf("go list -m github.com/seed-c202d8a5/revproxy: %v", err)
+				return
+			}
+			dir = strings.TrimSpace(string(out))
 		} else {
 			progress("building examples/revproc of the baseline %s", checkout)
-			cmd = exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./examples/revproc")
-			cmd.Dir = checkout
-			cmd.Env = append(os.Environ(), "GOWORK=off")
 		}
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./examples/revproc")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			where := ""
 			if checkout != "" {
