@@ -16,10 +16,13 @@ package httpproxy
 // before parsing.
 
 import (
+	"cmp"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -33,24 +36,50 @@ import (
 // URL. Responses it serves carry X-Cache: HIT and an Age; the others
 // X-Cache: MISS. Set its fields before its first use; the zero Cache is
 // ready to use with the defaults.
+//
+// What one client sees another sees only when the origin said so, as
+// Varnish holds by default: a response that sets a cookie is never
+// stored; a request with credentials (Cookie or Authorization) is answered
+// from storage, and its response stored, only when the response says
+// public or s-maxage (or, for Authorization, must-revalidate, RFC 9111
+// §3.5). The forward path's entries are keyed by the absolute URL asked
+// for, the reverse path's by the policy the request was routed to and the
+// Host and URI its client asked for: neither path, nor two policies, ever
+// share an entry.
+//
+// Responses reach their clients as they arrive, streams included: the
+// cache copies a body as it passes, up to MaxObjectBytes, and stores it
+// once it has passed whole. Requests waiting for another's fetch of the
+// same URL wait only for a response that will be stored soon: one with a
+// Content-Length within MaxObjectBytes. Event streams (text/event-stream)
+// are never stored.
 type Cache struct {
-	// MaxBytes bounds the bytes of the responses stored, bodies and
-	// headers, as a whole; the least recently used go first to make room
-	// (default 64 MiB).
+	// MaxBytes bounds the memory of the responses stored, as a whole: it
+	// counts their bodies, their header fields and an estimate of the
+	// structures that hold them, so it is an approximate bound of the
+	// memory of what is stored; the least recently used go first to make
+	// room (default 64 MiB). Bodies being copied to be stored take at
+	// most a quarter of it more, or MaxObjectBytes if that is more (and
+	// within MaxBytes); beyond that, responses pass through without being
+	// stored.
 	MaxBytes int64
 	// MaxObjectBytes bounds one response stored: a larger one is streamed
-	// through to its client and not stored (default 8 MiB). It is also
-	// how much of a response the cache holds in memory at once.
+	// through to its client and not stored (default 8 MiB).
 	MaxObjectBytes int64
 	// DefaultTTL is how long a storable response that states no freshness
 	// of its own (no s-maxage, max-age or Expires) stays fresh (default 5
 	// minutes); a negative value stores only responses that state it.
+	// A response to a request with credentials (Cookie, Authorization) is
+	// stored only when it says public or s-maxage (see Cache), so one
+	// that says nothing is stored for DefaultTTL only when its request
+	// had none.
 	DefaultTTL time.Duration
 
 	now     func() time.Time        // the clock; nil is time.Now
 	waiting func(key string, n int) // for tests: a request began waiting for key's fetch, the n-th; called with mu held
 
 	initOnce sync.Once
+	filling  atomic.Int64 // bytes held by bodies being copied to be stored
 	mu       sync.Mutex
 	lru      *simplelru.LRU[string, *entry] // by key; bounded by bytes, not count
 	bytes    int64                          // size of every stored response
@@ -64,6 +93,19 @@ const (
 	defaultMaxObjectBytes = 8 << 20
 	defaultTTL            = 5 * time.Minute
 	maxVariants           = 8 // stored responses of one URL that differ by Vary; the oldest goes first
+)
+
+// The estimated heap bytes of what holds a stored response besides its
+// body and header strings, so that MaxBytes bounds memory, not payload
+// (TestCacheCountsItsMemory measures them): an entry is the LRU's map
+// slot and list element, the entry and its variants; a variant the stored
+// struct and its header's map; a header field its map slot and value
+// slice; a value its string header.
+const (
+	entryOverhead   = 240
+	variantOverhead = 256
+	fieldOverhead   = 64
+	valueOverhead   = 16
 )
 
 // maxBytes, maxObjectBytes, defaultTTL and clock are the fields in use,
@@ -80,6 +122,23 @@ func (c *Cache) maxObjectBytes() int64 {
 		return c.MaxObjectBytes
 	}
 	return defaultMaxObjectBytes
+}
+
+// fillBudget bounds the bytes of the bodies being copied to be stored at
+// once: a quarter of MaxBytes, but room for one object as large as may be
+// stored.
+func (c *Cache) fillBudget() int64 {
+	return max(c.maxBytes()/4, min(c.maxObjectBytes(), c.maxBytes()))
+}
+
+// reserve takes n bytes of the fill budget, and reports whether there
+// were n to take.
+func (c *Cache) reserve(n int64) bool {
+	if c.filling.Add(n) > c.fillBudget() {
+		c.filling.Add(-n)
+		return false
+	}
+	return true
 }
 
 func (c *Cache) defaultTTL() time.Duration {
@@ -107,13 +166,14 @@ func (c *Cache) init() {
 
 // wrap returns a RoundTripper that answers from the cache what it may,
 // asks next for the rest, and counts what it did for each request in
-// stats.
-func (c *Cache) wrap(next http.RoundTripper, stats *counters) http.RoundTripper {
+// stats. key names what a request asks for: forwardKey or reverseKey,
+// whose keys never meet.
+func (c *Cache) wrap(next http.RoundTripper, stats *counters, key func(*http.Request) string) http.RoundTripper {
 	c.init()
 	if stats == nil {
 		stats = new(counters)
 	}
-	return &cacheTransport{c: c, next: next, stats: stats}
+	return &cacheTransport{c: c, next: next, stats: stats, key: key}
 }
 
 // usage says how many responses are stored and their size in bytes.
@@ -140,21 +200,24 @@ type stored struct {
 	vary       []string // canonical names of the request fields it varies on
 	varyValues []string // the request's values of them
 
-	responseTime time.Time     // when its header arrived or it was last revalidated
-	initialAge   time.Duration // its corrected initial age, RFC 9111 §4.2.3
-	lifetime     time.Duration // its freshness lifetime; 0 for no-cache
-	size         int64
+	responseTime   time.Time     // when its header arrived or it was last revalidated
+	initialAge     time.Duration // its corrected initial age, RFC 9111 §4.2.3
+	lifetime       time.Duration // its freshness lifetime; 0 for no-cache
+	shared         bool          // it says public or s-maxage: it may answer requests with credentials
+	mustRevalidate bool          // it says must-revalidate: it may answer requests with Authorization
+	size           int64
 }
 
-// lookup returns the stored response for req under key, newest variant
-// first, or nil, and marks it used. c.mu must be held.
+// lookup returns the stored response that may answer req under key, by
+// its Vary and req's credentials, newest variant first, or nil, and marks
+// it used. c.mu must be held.
 func (c *Cache) lookup(key string, req *http.Request) *stored {
 	e, ok := c.lru.Get(key)
 	if !ok {
 		return nil
 	}
 	for i := len(e.variants) - 1; i >= 0; i-- {
-		if s := e.variants[i]; s.matches(req) {
+		if s := e.variants[i]; s.matches(req) && s.allowedFor(req.Header) {
 			return s
 		}
 	}
@@ -178,7 +241,7 @@ func (c *Cache) put(key string, req *http.Request, s *stored) {
 		}
 		c.remove(key, old)
 	}
-	if s != nil && s.size <= max {
+	if s != nil && s.size+entryOverhead+int64(len(key)) <= max {
 		keep = append(keep, s)
 	}
 	if len(keep) > maxVariants {
@@ -187,7 +250,7 @@ func (c *Cache) put(key string, req *http.Request, s *stored) {
 	if len(keep) == 0 {
 		return
 	}
-	e := &entry{variants: keep}
+	e := &entry{variants: keep, size: entryOverhead + int64(len(key))}
 	for _, v := range keep {
 		e.size += v.size
 	}
@@ -219,17 +282,22 @@ func (c *Cache) remove(key string, e *entry) {
 	c.stored -= len(e.variants)
 }
 
-// cacheKey is the URL req asked for, as its client asked it: the reverse
-// path sends req to a backend's address but keeps the client's Host, so
-// that every backend of a policy shares one entry.
-func cacheKey(req *http.Request) string {
-	scheme := req.URL.Scheme
-	if scheme == "" {
-		scheme = "http"
+// forwardKey is the cache key of a forward-path request: the absolute
+// URL it asked for (and the Host it sends, should that differ).
+func forwardKey(req *http.Request) string {
+	key := cmp.Or(req.URL.Scheme, "http") + "://" + strings.ToLower(req.URL.Host) + req.URL.RequestURI()
+	if req.Host != "" && !strings.EqualFold(req.Host, req.URL.Host) {
+		key += " host " + strings.ToLower(req.Host)
 	}
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	return scheme + "://" + strings.ToLower(host) + req.URL.RequestURI()
+	return key
+}
+
+// reverseKey is the cache key of a reverse-path request: the policy it is
+// routed to, then the Host and URI its client asked for. The reverse path
+// sends req to a backend's address but keeps the client's Host, so every
+// server of a policy shares one entry; no other policy, nor the forward
+// path, whose keys start with a scheme, shares it.
+func reverseKey(req *http.Request) string {
+	policy, _ := req.Context().Value(policyKey{}).(string)
+	return "policy " + strconv.Itoa(len(policy)) + ":" + policy + " " + strings.ToLower(req.Host) + req.URL.RequestURI()
 }

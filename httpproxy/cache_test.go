@@ -68,7 +68,7 @@ func newCacheRig(t *testing.T, cache *Cache, h http.HandlerFunc) *cacheRig {
 	}))
 	next := &http.Transport{}
 	r.client = &http.Client{
-		Transport:     cache.wrap(next, r.stats),
+		Transport:     cache.wrap(next, r.stats, forwardKey),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	t.Cleanup(func() {
@@ -216,6 +216,12 @@ func TestCacheStorability(t *testing.T) {
 		{name: "302 with max-age", status: 302, resp: []string{"Location", "/b", "Cache-Control", "max-age=60"}, stored: true},
 		{name: "vary star", resp: []string{"Cache-Control", "max-age=60", "Vary", "*"}},
 		{name: "set-cookie", resp: []string{"Cache-Control", "max-age=60", "Set-Cookie", "session=1"}},
+		{name: "cookie", req: []string{"Cookie", "session=1"}},
+		{name: "cookie max-age", req: []string{"Cookie", "session=1"}, resp: []string{"Cache-Control", "max-age=60"}},
+		{name: "cookie public", req: []string{"Cookie", "session=1"}, resp: []string{"Cache-Control", "public"}, stored: true},
+		{name: "cookie s-maxage", req: []string{"Cookie", "session=1"}, resp: []string{"Cache-Control", "s-maxage=60"}, stored: true},
+		{name: "cookie public set-cookie", req: []string{"Cookie", "session=1"}, resp: []string{"Cache-Control", "public", "Set-Cookie", "session=2"}},
+		{name: "event stream", resp: []string{"Cache-Control", "max-age=60", "Content-Type", "text/event-stream; charset=utf-8"}},
 		{name: "invalid expires", resp: []string{"Expires", "0"}},
 		{name: "past expires", resp: []string{"Expires", "Thu, 01 Jan 2015 00:00:00 GMT"}},
 		{name: "request no-store", req: []string{"Cache-Control", "no-store"}, resp: []string{"Cache-Control", "max-age=60"}},

@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -16,14 +17,36 @@ type cacheTransport struct {
 	c     *Cache
 	next  http.RoundTripper
 	stats *counters
+	key   func(*http.Request) string // a request's cache key: forwardKey or reverseKey
 }
 
 // flight is a fetch under way for a key, which other requests for the key
 // wait for rather than ask the origin themselves; done is closed once it
-// has stored what it may.
+// has stored what it may, or once its response showed that it will not
+// be stored soon.
 type flight struct {
 	done    chan struct{}
 	waiters int
+	landed  bool // done is closed; under Cache.mu
+}
+
+// land ends flight f of key, unless it ended already: later requests for
+// key no longer wait for it, and those that waited wake. A nil f is a
+// fetch that nobody waits for.
+func (c *Cache) land(key string, f *flight) {
+	if f == nil {
+		return
+	}
+	c.mu.Lock()
+	landed := f.landed
+	if !landed {
+		f.landed = true
+		delete(c.flights, key) // f is key's flight until it lands
+	}
+	c.mu.Unlock()
+	if !landed {
+		close(f.done)
+	}
 }
 
 // RoundTrip serves req: a fresh stored response if there is one; else,
@@ -40,7 +63,7 @@ func (t *cacheTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.pass(req, cacheBypass)
 	}
 	c := t.c
-	key := cacheKey(req)
+	key := t.key(req)
 	arrived := c.clock()
 	for waited := false; ; waited = true {
 		now := c.clock()
@@ -74,27 +97,15 @@ func (t *cacheTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// Fetch alone when the fetch waited for stored nothing for req and
 		// another is under way already; else lead one.
-		if f != nil {
-			c.mu.Unlock()
-			return t.fetch(req, key, s)
+		if f == nil {
+			f = &flight{done: make(chan struct{})}
+			c.flights[key] = f
+		} else {
+			f = nil
 		}
-		f = &flight{done: make(chan struct{})}
-		c.flights[key] = f
 		c.mu.Unlock()
-		return t.lead(req, key, s, f)
+		return t.fetch(req, key, s, f)
 	}
-}
-
-// lead fetches req as flight f for key, then ends f and wakes those
-// waiting for it.
-func (t *cacheTransport) lead(req *http.Request, key string, stale *stored, f *flight) (*http.Response, error) {
-	defer func() {
-		t.c.mu.Lock()
-		delete(t.c.flights, key)
-		t.c.mu.Unlock()
-		close(f.done)
-	}()
-	return t.fetch(req, key, stale)
 }
 
 // bypassed reports whether a request with header h passes by the cache: a
@@ -125,14 +136,19 @@ func (t *cacheTransport) passUnsafe(req *http.Request) (*http.Response, error) {
 	resp, err := t.pass(req, cacheBypass)
 	if err == nil && req.Method != http.MethodOptions && req.Method != http.MethodTrace &&
 		resp.StatusCode >= 200 && resp.StatusCode < 400 {
-		t.c.invalidate(cacheKey(req))
+		t.c.invalidate(t.key(req))
 	}
 	return resp, err
 }
 
 // fetch asks the origin for req, conditionally with stale's validators
-// when it has them, stores what it may, and answers req.
-func (t *cacheTransport) fetch(req *http.Request, key string, stale *stored) (*http.Response, error) {
+// when it has them, as flight f of key (nil: nobody waits for it), and
+// answers req as soon as the response's header arrives. A response it
+// may store reaches req's client through a fillBody, which stores it once
+// it has passed whole and lands f then; f lands at once when the
+// response shows it will not be stored soon: not storable, too large, or
+// of unknown length (a stream, a long poll).
+func (t *cacheTransport) fetch(req *http.Request, key string, stale *stored, f *flight) (*http.Response, error) {
 	c := t.c
 	out := req
 	revalidating := stale != nil && stale.hasValidator()
@@ -150,6 +166,7 @@ func (t *cacheTransport) fetch(req *http.Request, key string, stale *stored) (*h
 	reqTime := c.clock()
 	resp, err := t.next.RoundTrip(out)
 	if err != nil {
+		c.land(key, f)
 		t.stats.cached(cacheMiss)
 		return nil, err
 	}
@@ -157,26 +174,33 @@ func (t *cacheTransport) fetch(req *http.Request, key string, stale *stored) (*h
 	if revalidating && resp.StatusCode == http.StatusNotModified {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
 		resp.Body.Close()
-		return t.revalidated(req, key, stale, resp.Header, reqTime, respTime), nil
+		answer := t.revalidated(req, key, stale, resp.Header, reqTime, respTime)
+		c.land(key, f)
+		return answer, nil
+	}
+	if stale != nil && resp.StatusCode < 500 {
+		c.put(key, req, nil) // superseded by what came back; an origin's error leaves it be
 	}
 	s := c.admit(req, resp.StatusCode, resp.Status, resp.Header, reqTime, respTime)
-	if s != nil {
-		if body, ok := readBody(resp, c.maxObjectBytes()); ok {
-			s.setBody(key, body)
-		} else {
-			s = nil
-		}
-	}
-	if s == nil {
-		if stale != nil && resp.StatusCode < 500 {
-			c.put(key, req, nil) // superseded by what may not be stored; an origin's error leaves it be
-		}
-		t.stats.cached(cacheBypass)
-	} else {
-		c.put(key, req, s)
-		t.stats.cached(cacheMiss)
-	}
 	resp.Header.Set("X-Cache", "MISS")
+	limit := c.maxObjectBytes()
+	if s == nil || resp.ContentLength > limit {
+		c.land(key, f)
+		t.stats.cached(cacheBypass)
+		return resp, nil
+	}
+	if resp.ContentLength < 0 {
+		c.land(key, f) // it may never end: its waiters fetch on their own
+		f = nil
+	} else {
+		limit = resp.ContentLength
+	}
+	fl := &fill{t: t, req: req, key: key, s: s, f: f, limit: limit, sized: resp.ContentLength >= 0}
+	if limit == 0 {
+		fl.end(true)
+		return resp, nil
+	}
+	resp.Body = &fillBody{rc: resp.Body, fill: fl}
 	return resp, nil
 }
 
@@ -192,7 +216,7 @@ func (t *cacheTransport) revalidated(req *http.Request, key string, stale *store
 	}
 	s := t.c.admit(req, stale.status, stale.statusText, merged, reqTime, respTime)
 	if s != nil {
-		s.setBody(key, stale.body)
+		s.setBody(stale.body)
 		t.c.put(key, req, s)
 	} else {
 		t.c.put(key, req, nil) // good for this request, not to store
@@ -270,48 +294,106 @@ func notModified(req, h http.Header) bool {
 	return err == nil && !modified.After(since)
 }
 
-// readBody reads resp's body into memory if it is at most max bytes, and
-// reports whether it did; resp.Body then reads it from memory. When the
-// body is larger, or breaks off, resp.Body streams what was read, then the
-// rest, or the error.
-func readBody(resp *http.Response, max int64) ([]byte, bool) {
-	if resp.ContentLength > max {
-		return nil, false
-	}
-	var body []byte
-	var err error
-	if resp.ContentLength >= 0 {
-		body = make([]byte, resp.ContentLength)
-		var n int
-		n, err = io.ReadFull(resp.Body, body)
-		body = body[:n]
-	} else {
-		body, err = io.ReadAll(io.LimitReader(resp.Body, max+1))
-		if err == nil && int64(len(body)) > max {
-			resp.Body = replayBody{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
-			return nil, false
+// fillBody is the body of a response the cache may store, on its way to
+// the client: it copies what passes, and stores the response once it has
+// passed whole. It gives storing up when the body grows past its limit or
+// the fill budget, breaks off, or is closed before its end.
+type fillBody struct {
+	rc   io.ReadCloser
+	mu   sync.Mutex // for fill: Close may come from another goroutine than Read
+	fill *fill      // nil once stored or given up
+}
+
+func (b *fillBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if fl := b.fill; fl != nil {
+		whole := fl.sized && int64(len(fl.buf)+n) == fl.limit || !fl.sized && err == io.EOF
+		switch {
+		case !fl.write(p[:n]):
+			b.end(false)
+		case whole || err != nil:
+			b.end(whole)
 		}
+	}
+	return n, err
+}
+
+func (b *fillBody) Close() error {
+	b.mu.Lock()
+	if b.fill != nil {
+		b.end(false)
+	}
+	b.mu.Unlock()
+	return b.rc.Close()
+}
+
+// end ends b's fill, storing the response when its body came whole. b.mu
+// must be held.
+func (b *fillBody) end(whole bool) {
+	fl := b.fill
+	b.fill = nil
+	fl.end(whole)
+}
+
+// fill is a response being copied to be stored.
+type fill struct {
+	t        *cacheTransport
+	req      *http.Request
+	key      string
+	s        *stored // the response, its body to come
+	f        *flight // the flight it ends; nil when its waiters were let go
+	buf      []byte
+	limit    int64 // the most bytes it may hold: the Content-Length, else MaxObjectBytes
+	sized    bool  // limit is the Content-Length
+	reserved int64 // bytes of the fill budget it holds: cap(buf)
+}
+
+// minFillBuffer is the least a fill's buffer grows by.
+const minFillBuffer = 4 << 10
+
+// write copies p, growing the buffer as bytes arrive rather than by the
+// length the origin announced, and reports whether it could: within the
+// fill's limit and the cache's fill budget.
+func (fl *fill) write(p []byte) bool {
+	need := int64(len(fl.buf) + len(p))
+	if need > fl.limit {
+		return false
+	}
+	if have := int64(cap(fl.buf)); need > have {
+		size := min(max(need, 2*have, minFillBuffer), fl.limit)
+		if !fl.t.c.reserve(size - have) {
+			return false
+		}
+		fl.reserved = size
+		buf := make([]byte, len(fl.buf), size)
+		copy(buf, fl.buf)
+		fl.buf = buf
+	}
+	fl.buf = append(fl.buf, p...)
+	return true
+}
+
+// end stores the response when its body came whole, gives back the fill
+// budget, lands the flight and counts the request: a miss if stored, else
+// a bypass.
+func (fl *fill) end(whole bool) {
+	c := fl.t.c
+	if whole {
+		body := fl.buf
 		if cap(body) > len(body)+len(body)/4 {
 			body = bytes.Clone(body) // what is stored is what is counted
 		}
+		fl.s.setBody(body)
+		c.put(fl.key, fl.req, fl.s)
 	}
-	if err != nil {
-		resp.Body = replayBody{io.MultiReader(bytes.NewReader(body), errReader{err}), resp.Body}
-		return nil, false
+	c.filling.Add(-fl.reserved)
+	fl.buf = nil
+	c.land(fl.key, fl.f)
+	if whole {
+		fl.t.stats.cached(cacheMiss)
+	} else {
+		fl.t.stats.cached(cacheBypass)
 	}
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	return body, true
 }
-
-// replayBody reads from Reader and closes the origin's body.
-type replayBody struct {
-	io.Reader
-	io.Closer
-}
-
-// errReader fails every read with err.
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }

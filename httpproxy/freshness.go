@@ -14,12 +14,17 @@ import (
 // admit describes the response (status, header) to req, sent at reqTime
 // and received at respTime, as a response to store, or returns nil when a
 // shared cache may not store it (RFC 9111 §3) or it would be of no use:
-// a 206 or 304, Set-Cookie (one client's session must not reach another,
-// as nginx and Varnish hold by default), Vary: *, a malformed
-// Cache-Control, what cachecontrol refuses, and one stale on arrival with
-// no validator to revalidate it with. The body is the caller's to add.
+// a 1xx (a switched protocol's body is a connection), 206 or 304,
+// Set-Cookie (one client's session must not reach another, as nginx and
+// Varnish hold by default), an event stream, Vary: *, a malformed
+// Cache-Control, what cachecontrol refuses (Authorization without public,
+// s-maxage or must-revalidate among them), a response to a request with a
+// Cookie that says neither public nor s-maxage (it may be that client's
+// page, as Varnish assumes), and one stale on arrival with no validator
+// to revalidate it with. The body is the caller's to add.
 func (c *Cache) admit(req *http.Request, status int, statusText string, h http.Header, reqTime, respTime time.Time) *stored {
-	if status == http.StatusPartialContent || status == http.StatusNotModified || len(h["Set-Cookie"]) > 0 {
+	if status < http.StatusOK || status == http.StatusPartialContent || status == http.StatusNotModified ||
+		len(h["Set-Cookie"]) > 0 || isEventStream(h) {
 		return nil
 	}
 	vary, ok := varyNames(h)
@@ -42,6 +47,10 @@ func (c *Cache) admit(req *http.Request, status int, statusText string, h http.H
 	if len(res.OutReasons) > 0 {
 		return nil
 	}
+	shared := dirs.Public || dirs.SMaxAge >= 0
+	if len(req.Header["Cookie"]) > 0 && !shared {
+		return nil
+	}
 	lifetime, explicit := freshnessLifetime(dirs, h, respTime)
 	if !explicit {
 		if lifetime = c.defaultTTL(); lifetime < 0 {
@@ -52,13 +61,15 @@ func (c *Cache) admit(req *http.Request, status int, statusText string, h http.H
 		lifetime = 0 // stored, but validated before each use
 	}
 	s := &stored{
-		status:       status,
-		statusText:   statusText,
-		header:       h.Clone(),
-		vary:         vary,
-		responseTime: respTime,
-		initialAge:   initialAge(h, reqTime, respTime),
-		lifetime:     lifetime,
+		status:         status,
+		statusText:     statusText,
+		header:         h.Clone(),
+		vary:           vary,
+		responseTime:   respTime,
+		initialAge:     initialAge(h, reqTime, respTime),
+		lifetime:       lifetime,
+		shared:         shared,
+		mustRevalidate: dirs.MustRevalidate,
 	}
 	s.header.Del("Age")
 	if s.lifetime <= s.initialAge && !s.hasValidator() {
@@ -73,15 +84,33 @@ func (c *Cache) admit(req *http.Request, status int, statusText string, h http.H
 	return s
 }
 
-// setBody adds the body to s and counts its size: body, header, the
-// request values it varies on, and key.
-func (s *stored) setBody(key string, body []byte) {
+// isEventStream reports whether a response with header h is a stream of
+// server-sent events, which never ends and is never stored.
+func isEventStream(h http.Header) bool {
+	mt, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	return strings.EqualFold(textproto.TrimString(mt), "text/event-stream")
+}
+
+// allowedFor reports whether s may answer a request with header h by its
+// credentials: one with a Cookie only when s says public or s-maxage, one
+// with Authorization only when it says so or must-revalidate (RFC 9111
+// §3.5), the rules a response to such a request is stored by.
+func (s *stored) allowedFor(h http.Header) bool {
+	if len(h["Cookie"]) > 0 && !s.shared {
+		return false
+	}
+	return len(h["Authorization"]) == 0 || s.shared || s.mustRevalidate
+}
+
+// setBody adds the body to s and counts its size: body, header and the
+// request values it varies on, and the memory around them.
+func (s *stored) setBody(body []byte) {
 	s.body = body
-	n := len(key) + len(body)
+	n := variantOverhead + len(body) + len(s.statusText)
 	for k, vs := range s.header {
-		n += len(k)
+		n += fieldOverhead + len(k)
 		for _, v := range vs {
-			n += len(v)
+			n += valueOverhead + len(v)
 		}
 	}
 	for i := range s.vary {

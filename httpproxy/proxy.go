@@ -143,7 +143,7 @@ func (p *Proxy) init() {
 		}
 		p.upstream = timedTransport{next: p.transport, hist: &p.stats.upstream}
 		if p.Cache != nil {
-			p.upstream = p.Cache.wrap(p.upstream, &p.stats)
+			p.upstream = p.Cache.wrap(p.upstream, &p.stats, forwardKey)
 		}
 		p.forwarder = p.newForwarder()
 		p.reverse = p.newReverse()

@@ -38,7 +38,7 @@ func (p *Proxy) serveReverse(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) newReverse() *httputil.ReverseProxy {
 	var next http.RoundTripper = &picker{p: p, next: timedTransport{next: p.transport, hist: &p.stats.upstream}}
 	if p.Cache != nil {
-		next = p.Cache.wrap(next, &p.stats)
+		next = p.Cache.wrap(next, &p.stats, reverseKey)
 	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
