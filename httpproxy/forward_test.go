@@ -27,12 +27,16 @@ import (
 // curl runs curl with args and returns what it wrote to stdout, failing
 // the test when it fails. Proxy settings in the environment are dropped:
 // the test's own -x is the only proxy. It skips the test when curl is not
-// installed.
+// installed, unless REVPROXY_CURL=require (as in .ci/run) makes that a
+// failure.
 func curl(t *testing.T, args ...string) string {
 	t.Helper()
 	path, err := exec.LookPath("curl")
 	if err != nil {
-		t.Skip("curl is not installed")
+		if os.Getenv("REVPROXY_CURL") == "require" {
+			t.Fatal("curl is not installed, and REVPROXY_CURL=require: apt-get install curl")
+		}
+		t.Skip("curl is not installed (apt-get install curl); set REVPROXY_CURL=require to fail instead")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
