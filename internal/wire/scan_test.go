@@ -10,7 +10,19 @@ import (
 )
 
 var keyNames = [NumKeys]string{"type", "id", "privPoliId", "privPolyId", "listenport", "hold", "mux",
-	"srcid", "destid", "payloadsize", "payload", "code", "seq", "token", "idempotent", "heartbeat", "timeout"}
+	"srcid", "destid", "payloadsize", "payload", "code", "seq", "token", "idempotent", "heartbeat", "timeout",
+	"weight", "reqid", "httpport"}
+
+// TestKeyNames: every key has its name here, and lookupKey maps it back; a
+// key left out would be compared as "" (FuzzScan found {"":""}).
+func TestKeyNames(t *testing.T) {
+	for k, name := range keyNames {
+		quoted := []byte(`"` + name + `"`)
+		if got, ok := lookupKey(quoted, false); name == "" || !ok || got != Key(k) {
+			t.Errorf("key %d: name %q looks up as %d, %v", k, name, got, ok)
+		}
+	}
+}
 
 // checkScanMatchesJSON compares Scan with encoding/json decoding data into a
 // map of raw values: the same inputs are refused, and each known key has
