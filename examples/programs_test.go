@@ -316,17 +316,34 @@ func writeFile(t *testing.T, name, content string) {
 func TestRevprocHTTP(t *testing.T) {
 	bin := build(t)
 	port := freePort(t)
-	proxy := testproc.Start(t, filepath.Join(bin, "revproc"), "-port", port, "-http", "127.0.0.1:0")
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("web service at " + r.URL.Path))
+	}))
+	defer web.Close()
+	webPort := strconv.Itoa(web.Listener.Addr().(*net.TCPAddr).Port)
+	proxy := testproc.Start(t, filepath.Join(bin, "revproc"), "-port", port, "-http", "127.0.0.1:0", "-route", "/web/=WEB")
 	front := proxy.WaitForMatch(t, regexp.MustCompile(`Serving HTTP on (http://\S+)/:`))[1]
 	proxy.WaitFor(t, "Running the reverse proxy on port "+port+"\n")
 	testproc.Start(t, filepath.Join(bin, "server"), "-id", "100", "-pp", "PP_1", "-listen", "0", "-revproc", port)
 	proxy.WaitFor(t, "Receiving setup message from server id 100 privacy policy PP_1")
 
-	resp, err := http.Post(front+"/msg/PP_1", "text/plain", strings.NewReader("hello"))
+	testproc.Start(t, filepath.Join(bin, "server"), "-id", "200", "-pp", "WEB", "-listen", "0", "-revproc", port, "-http-port", webPort)
+	proxy.WaitFor(t, "Receiving setup message from server id 200 privacy policy WEB")
+	resp, err := http.Get(front + "/web/page")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "web service at /web/page" {
+		t.Errorf("GET /web/page through -route: %s %q", resp.Status, body)
+	}
+
+	resp, err = http.Post(front+"/msg/PP_1", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if want := "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"; resp.StatusCode != http.StatusOK || string(body) != want {
 		t.Errorf("POST /msg/PP_1: %s %q; want 200 %q", resp.Status, body, want)

@@ -28,11 +28,12 @@ func main() {
 	revproc := cli.ProxyAddrFlag("revproc", "the reverse proxy's `RPPORT`, or host:port")
 	asStrings := flag.Bool("strings", false, "write numbers as JSON strings, for proxies that expect them")
 	weight := cli.IntFlag("weight", 1, 1, 1000, "the server's `WEIGHT`, 1 to 1000: its share of the policy's messages against other servers' weights, for a revproxy proxy that balances by weight (round robin, least-in-flight, p2c); other proxies ignore it")
+	httpPort := cli.IntFlag("http-port", 0, 0, 65535, "announce an HTTP service on `PORT` of this host, run by another program: a revproxy proxy's HTTP front door (revproc -http -route) sends the policy's HTTP requests there")
 	out := cli.OutputFlags()
 	cli.Program{
 		Name:     "server",
 		Summary:  "server registers with a reverse proxy as serving a privacy policy, and answers each data message with the SHA1 digest of its payload.",
-		Synopsis: "-id ID -pp PPID -listen LPORT -revproc RPPORT [-weight WEIGHT] [-strings] [-v | -q] [-timestamps]",
+		Synopsis: "-id ID -pp PPID -listen LPORT -revproc RPPORT [-weight WEIGHT] [-http-port PORT] [-strings] [-v | -q] [-timestamps]",
 	}.Parse("id", "pp", "listen", "revproc")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,6 +44,7 @@ func main() {
 		ProxyAddr:    revproc.String(),
 		StringFields: *asStrings,
 		Weight:       weight.Value,
+		HTTPPort:     httpPort.Value,
 		Logger:       out.Logger(os.Stdout, ""),
 	}
 	if err := s.ListenAndServe(ctx, listen.Addr()); err != nil {
