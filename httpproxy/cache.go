@@ -51,8 +51,10 @@ import (
 // cache copies a body as it passes, up to MaxObjectBytes, and stores it
 // once it has passed whole. Requests waiting for another's fetch of the
 // same URL wait only for a response that will be stored soon: one with a
-// Content-Length within MaxObjectBytes. Event streams (text/event-stream)
-// are never stored.
+// Content-Length within MaxObjectBytes; and for 5 seconds at most, since
+// the body passes at the pace of the client that asked first, after which
+// they ask the origin themselves. Event streams (text/event-stream) are
+// never stored.
 type Cache struct {
 	// MaxBytes bounds the memory of the responses stored, as a whole: it
 	// counts their bodies, their header fields and an estimate of the
@@ -77,6 +79,7 @@ type Cache struct {
 
 	now     func() time.Time        // the clock; nil is time.Now
 	waiting func(key string, n int) // for tests: a request began waiting for key's fetch, the n-th; called with mu held
+	maxWait time.Duration           // how long a request waits for another's fetch; 0 is defaultMaxWait
 
 	initOnce sync.Once
 	filling  atomic.Int64 // bytes held by bodies being copied to be stored
@@ -300,4 +303,17 @@ func forwardKey(req *http.Request) string {
 func reverseKey(req *http.Request) string {
 	policy, _ := req.Context().Value(policyKey{}).(string)
 	return "policy " + strconv.Itoa(len(policy)) + ":" + policy + " " + strings.ToLower(req.Host) + req.URL.RequestURI()
+}
+
+// defaultMaxWait bounds how long a request waits for another's fetch of
+// the same key before it asks the origin itself: the fetch's body goes at
+// the pace of the client that leads it, which may read slowly or not at
+// all.
+const defaultMaxWait = 5 * time.Second
+
+func (c *Cache) waitLimit() time.Duration {
+	if c.maxWait > 0 {
+		return c.maxWait
+	}
+	return defaultMaxWait
 }

@@ -4,13 +4,16 @@ package httpproxy
 // user's page served to another (F1), the forward and reverse paths
 // sharing entries (F2), streams held until they end (F3), memory taken
 // from an announced Content-Length (F7), and MaxBytes counting a fraction
-// of what the cache holds (F8).
+// of what the cache holds (F8); and, by a second review, a stalled client
+// holding others' requests, an empty first Authorization line, a panic
+// leaving a fetch open.
 
 import (
 	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -585,4 +588,92 @@ func TestCacheCountsItsMemory(t *testing.T) {
 		t.Errorf("the cache holds %.2fx the bytes it counts; want within 2x either way", ratio)
 	}
 	runtime.KeepAlive(c)
+}
+
+// Found by a second review, of the reworked cache.
+
+// TestCacheStalledLeaderHoldsNoOne: a client that asks for a large
+// cacheable page and never reads it leads the fetch, whose body goes at
+// its pace; another client asking for the page waits only so long, then
+// fetches alone (it waited for as long as the first client stayed).
+func TestCacheStalledLeaderHoldsNoOne(t *testing.T) {
+	body := strings.Repeat("x", 8<<20-1)
+	asked := make(chan struct{}, 4)
+	origin := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		asked <- struct{}{}
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		io.WriteString(w, body)
+	})
+	addr := serve(t, &Proxy{Forward: true, Cache: &Cache{maxWait: 200 * time.Millisecond}})
+	stalled, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	stalled.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(stalled, "GET %s/big HTTP/1.1\r\nHost: %s\r\n\r\n", origin.URL, origin.Listener.Addr())
+	receiveWithin(t, asked, "the stalled client's fetch")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // fails a cache that makes it wait for the stalled client
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, origin.URL+"/big", nil)
+	res, err := proxyClient(t, addr).Do(req)
+	if err != nil {
+		t.Fatalf("a second client waited on the stalled one: %v", err)
+	}
+	n, err := io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if n != int64(len(body)) || err != nil {
+		t.Fatalf("second client: %d bytes, %v", n, err)
+	}
+}
+
+// TestCacheEmptyFirstAuthorization: a request whose first Authorization
+// line is empty still carries credentials: what it fetched is not stored.
+func TestCacheEmptyFirstAuthorization(t *testing.T) {
+	r := newCacheRig(t, &Cache{}, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if v := strings.TrimSpace(strings.Join(req.Header.Values("Authorization"), "")); v != "" {
+			io.WriteString(w, "page of "+v)
+			return
+		}
+		io.WriteString(w, "public page")
+	})
+	r.do(http.MethodGet, "/a", "Authorization", "", "Authorization", "Bearer alice")
+	if _, body := r.do(http.MethodGet, "/a"); body != "public page" {
+		t.Fatalf("an anonymous client got %q", body)
+	}
+}
+
+// panicOnce is a RoundTripper whose first request panics.
+type panicOnce struct {
+	next   http.RoundTripper
+	panics atomic.Bool
+}
+
+func (p *panicOnce) RoundTrip(r *http.Request) (*http.Response, error) {
+	if p.panics.CompareAndSwap(false, true) {
+		panic("boom")
+	}
+	return p.next.RoundTrip(r)
+}
+
+// TestCachePanicLandsFlight: a panic under the cache (which http.Server
+// recovers) does not leave the key's fetch open for the next request to
+// wait on.
+func TestCachePanicLandsFlight(t *testing.T) {
+	r := newCacheRig(t, &Cache{maxWait: time.Minute}, fixed("ok", "Cache-Control", "max-age=60"))
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	r.client.Transport = r.cache.wrap(&panicOnce{next: tr}, r.stats, forwardKey)
+	func() {
+		defer func() { recover() }()
+		r.try(context.Background(), http.MethodGet, "/a")
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // under maxWait: a wait fails the test
+	defer cancel()
+	if _, _, err := r.try(ctx, http.MethodGet, "/a"); err != nil {
+		t.Fatalf("the next request for the key: %v", err)
+	}
 }

@@ -87,13 +87,17 @@ func (t *cacheTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				c.waiting(key, f.waiters)
 			}
 			c.mu.Unlock()
+			limit := time.NewTimer(c.waitLimit())
 			select {
 			case <-f.done:
-				continue
+			case <-limit.C: // the fetch is slow, or its client is: ask alone
 			case <-req.Context().Done():
+				limit.Stop()
 				t.stats.cached(cacheMiss)
 				return nil, req.Context().Err()
 			}
+			limit.Stop()
+			continue
 		}
 		// Fetch alone when the fetch waited for stored nothing for req and
 		// another is under way already; else lead one.
@@ -164,6 +168,14 @@ func (t *cacheTransport) fetch(req *http.Request, key string, stale *stored, f *
 		}
 	}
 	reqTime := c.clock()
+	// Whatever happens below, even a panic, the flight lands unless a
+	// fill takes it over: its waiters must not wait for ever.
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			c.land(key, f)
+		}
+	}()
 	resp, err := t.next.RoundTrip(out)
 	if err != nil {
 		c.land(key, f)
@@ -201,6 +213,7 @@ func (t *cacheTransport) fetch(req *http.Request, key string, stale *stored, f *
 		return resp, nil
 	}
 	resp.Body = &fillBody{rc: resp.Body, fill: fl}
+	handedOver = true
 	return resp, nil
 }
 

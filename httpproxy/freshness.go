@@ -51,6 +51,11 @@ func (c *Cache) admit(req *http.Request, status int, statusText string, h http.H
 	if len(req.Header["Cookie"]) > 0 && !shared {
 		return nil
 	}
+	// Any Authorization line counts, as allowedFor counts it: cachecontrol
+	// looks at the first only, which may be empty.
+	if len(req.Header["Authorization"]) > 0 && !shared && !dirs.MustRevalidate {
+		return nil
+	}
 	lifetime, explicit := freshnessLifetime(dirs, h, respTime)
 	if !explicit {
 		if lifetime = c.defaultTTL(); lifetime < 0 {
