@@ -235,6 +235,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	cc := &clientConn{r: wire.NewReader(nc, limit), max: limit, quoted: c.StringFields, log: logger(c.Logger)}
 	cc.r.Skip = true // an answer too large fails its Send alone
 	cc.out.conn = nc
+	cc.out.coalesce = true
 	cc.g.Go(cc.readLoop)
 	c.cur, c.at = cc, at
 	c.stats.connects.Add(1)

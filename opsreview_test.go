@@ -23,7 +23,7 @@ import (
 func TestTimerFiringAsLinkCloses(t *testing.T) {
 	l, client, _ := newTestLink(t)
 	client.owed.Add(1)
-	if l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"a","seq":1,"timeout":60000}`)) != forwarded {
+	if l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"a","seq":1,"timeout":60000}`), nil) != forwarded {
 		t.Fatal("not forwarded")
 	}
 	l.close(context.Background(), &Proxy{}, nil)

@@ -3,6 +3,7 @@ package revproxy
 import (
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +27,11 @@ type outbox struct {
 	conn     net.Conn
 	raw      syscall.RawConn // for non-blocking writes; nil if the conn has none
 	nonblock bool
+	// coalesce makes the writer yield once before writing, so that other
+	// goroutines ready to run append their messages first and share its
+	// system call. Set it before use, for a connection many goroutines
+	// write to.
+	coalesce bool
 
 	// Bounds, set before use: what is queued and not yet written may not
 	// exceed max bytes (0: no bound) nor what mem lets it take (nil: no
@@ -44,6 +50,7 @@ type outbox struct {
 	buf     []byte       // the queue
 	spare   []byte       // the buffer last written, reused for the next queue
 	writing bool
+	later   bool // on a reader's later list, to be written when it has read all it has
 	err     error
 	ended   atomic.Bool    // err is set: nothing more will be written
 	closing atomic.Bool    // shutdown has set the deadline of the last writes
@@ -84,14 +91,19 @@ func (o *outbox) begin() []byte {
 // end stores the queue and sees it written. It returns the error that ended
 // the connection, if any, or errQueueFull when what was appended exceeds
 // the outbox's bound or budget; in both cases what was appended is dropped.
-func (o *outbox) end(b []byte) error { return o.endWith(b, false) }
+func (o *outbox) end(b []byte) error { return o.endWith(b, false, nil) }
+
+// endLater is end for a connection's reader, which writes what it queues
+// once it has handled everything one read brought in: unless a writer is
+// at work, the queue is left for l's flush.
+func (o *outbox) endLater(b []byte, l *later) error { return o.endWith(b, false, l) }
 
 // endControl is end for a small control message: its bytes are counted
 // against the budget even when it is used up (the queue's bound still
 // holds).
-func (o *outbox) endControl(b []byte) error { return o.endWith(b, true) }
+func (o *outbox) endControl(b []byte) error { return o.endWith(b, true, nil) }
 
-func (o *outbox) endWith(b []byte, control bool) error {
+func (o *outbox) endWith(b []byte, control bool, l *later) error {
 	added := len(b) - len(o.buf)
 	if o.err != nil {
 		err := o.err
@@ -109,7 +121,20 @@ func (o *outbox) endWith(b []byte, control bool) error {
 		o.mu.Unlock()
 		return nil
 	}
+	if l != nil {
+		if !o.later {
+			o.later = true
+			l.outs = append(l.outs, o)
+		}
+		o.mu.Unlock()
+		return nil
+	}
 	o.writing = true
+	if o.coalesce {
+		o.mu.Unlock()
+		runtime.Gosched()
+		o.mu.Lock()
+	}
 	return o.flush(!o.nonblock)
 }
 
@@ -150,6 +175,42 @@ func (o *outbox) flush(block bool) error {
 	err := o.err
 	o.mu.Unlock()
 	return err
+}
+
+// writeLater writes what was queued for a later flush, unless a writer is
+// at work already or the queue has been written meanwhile.
+func (o *outbox) writeLater() {
+	o.mu.Lock()
+	o.later = false
+	if o.writing || len(o.buf) == 0 || o.err != nil {
+		o.mu.Unlock()
+		return
+	}
+	o.writing = true
+	o.flush(!o.nonblock)
+}
+
+// later is a connection reader's list of the outboxes it queued messages on
+// without writing them. Whatever one read brings in (several clients'
+// messages on a server link, or one client's many) is handled first, and
+// then each outbox is written once: the messages for one connection share a
+// system call. The reader flushes the list before it reads again or waits
+// for anything else, so nothing is held longer than the handling of what
+// was already read.
+type later struct {
+	outs []*outbox
+}
+
+// flush writes every outbox on the list; a nil list has none.
+func (l *later) flush() {
+	if l == nil {
+		return
+	}
+	for i, o := range l.outs {
+		o.writeLater()
+		l.outs[i] = nil
+	}
+	l.outs = l.outs[:0]
 }
 
 // finish writes batch[n:], waiting as long as it takes, then flushes what

@@ -2,12 +2,18 @@ package revproxy
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestOutboxLargeBatches writes batches larger than the buffer an outbox
@@ -151,5 +157,160 @@ func TestDrainWhileWriting(t *testing.T) {
 		wg.Wait()
 		c.Close()
 		peer.Close()
+	}
+}
+
+// writeCounter counts the writes made on a connection.
+type writeCounter struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestOutboxLater checks that what a reader queues with endLater waits for
+// its flush and then goes out in one write, and that a writer coming
+// between writes it instead, leaving the flush nothing to do.
+func TestOutboxLater(t *testing.T) {
+	for _, nonblock := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nonblock=%v", nonblock), func(t *testing.T) {
+			ln := listen(t)
+			defer ln.Close()
+			got := make(chan []byte, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- nil
+					return
+				}
+				defer c.Close()
+				data, _ := io.ReadAll(c)
+				got <- data
+			}()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc := &writeCounter{Conn: c} // no SyscallConn: a non-blocking outbox's writes go to a goroutine
+			o := &outbox{conn: wc}
+			o.idle = sync.NewCond(&o.mu)
+			if nonblock {
+				o = newNonblockingOutbox(wc)
+			}
+			var l later
+			queue := func(i int) {
+				if err := o.endLater(fmt.Appendf(o.begin(), "%d\n", i), &l); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var want []byte
+			for i := range 10 {
+				queue(i)
+				want = fmt.Appendf(want, "%d\n", i)
+			}
+			if n := o.writes(wc); n != 0 {
+				t.Fatalf("%d writes before the flush, want 0", n)
+			}
+			if q := o.queued.Load(); q != int64(len(want)) {
+				t.Fatalf("%d bytes queued, want %d", q, len(want))
+			}
+			l.flush()
+			if n := o.writes(wc); n != 1 {
+				t.Fatalf("%d writes for ten messages flushed together, want 1", n)
+			}
+			queue(10)
+			queue(11)
+			want = append(want, "10\n11\n"...)
+			if err := o.end(append(o.begin(), "12\n"...)); err != nil { // another goroutine's write
+				t.Fatal(err)
+			}
+			want = append(want, "12\n"...)
+			if n := o.writes(wc); n != 2 {
+				t.Fatalf("%d writes after a writer came between, want 2", n)
+			}
+			l.flush()
+			if n := o.writes(wc); n != 2 {
+				t.Fatalf("the flush wrote again (%d writes); the writer had written everything", n)
+			}
+			if len(l.outs) != 0 || o.later {
+				t.Fatalf("the list still holds the outbox after a flush")
+			}
+			c.Close()
+			if data := <-got; !bytes.Equal(data, want) {
+				t.Fatalf("peer got %q, want %q", data, want)
+			}
+		})
+	}
+}
+
+// writes waits until nothing is being written or queued on o, then
+// returns how many writes c has seen.
+func (o *outbox) writes(c *writeCounter) int32 {
+	o.mu.Lock()
+	for o.writing {
+		o.idle.Wait()
+	}
+	o.mu.Unlock()
+	return c.writes.Load()
+}
+
+// TestReaderFlushesBeforeWaiting sends, in one write on one connection, a
+// message for a server and then one whose Authorize hook waits until the
+// server has handled the first. The proxy's reader leaves the first
+// message queued while it handles what it read; unless it writes it out
+// before calling the hook, which may take its time, the two wait on each
+// other (the servers do not ping, which would write the link's queue).
+func TestReaderFlushesBeforeWaiting(t *testing.T) {
+	handled := make(chan struct{})
+	var once sync.Once
+	p := &Proxy{Authorize: func(r *AuthRequest) error {
+		if r.Policy != "P2" {
+			return nil
+		}
+		select {
+		case <-handled:
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("the first message never reached its server")
+		}
+	}}
+	ln := listen(t)
+	runRole(t, func(ctx context.Context) error { return p.Serve(ctx, ln) })
+	addr := ln.Addr().String()
+	for _, policy := range []string{"P1", "P2"} {
+		startServer(t, p, &Server{ID: "s-" + policy, Policy: policy, ProxyAddr: addr, Heartbeat: -1, Handler: HandlerFunc(func(ctx context.Context, m *Message) (string, error) {
+			if m.Policy == "P1" {
+				once.Do(func() { close(handled) })
+			}
+			return "ok " + m.Payload, nil
+		})})
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	_, err = c.Write([]byte(`{"type":0,"srcid":"c","privPoliId":"P1","payload":"a","seq":1}{"type":0,"srcid":"c","privPoliId":"P2","payload":"b","seq":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(c)
+	got := map[uint64]string{}
+	for range 2 {
+		var m Message
+		if err := dec.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Type != TypeReply {
+			t.Fatalf("answer to seq %d: %s %q", m.Seq, m.Code, m.Payload)
+		}
+		got[m.Seq] = m.Payload
+	}
+	if diff := cmp.Diff(map[uint64]string{1: "ok a", 2: "ok b"}, got); diff != "" {
+		t.Fatalf("answers (-want +got):\n%s", diff)
 	}
 }

@@ -29,7 +29,12 @@ func (pc *pconn) waiterFor(fr *frame) waiter {
 }
 
 // relay queues the answer fr that server e sent.
-func (w waiter) relay(e *entry, fr *frame) {
+func (w waiter) relay(e *entry, fr *frame) { w.relayLater(e, fr, nil) }
+
+// relayLater is relay for a server link's reader: the answer is left for
+// fl's flush, so that a client's answers that arrive together are written
+// together.
+func (w waiter) relayLater(e *entry, fr *frame, fl *later) {
 	code, text := "", ""
 	if fr.typ == TypeError {
 		code, text = decodeText(fr.f[wire.KeyCode]), decodeText(fr.f[wire.KeyPayload])
@@ -39,7 +44,7 @@ func (w waiter) relay(e *entry, fr *frame) {
 	}
 	w.answered(e, code, text, fr)
 	out := w.client.out
-	w.client.queued(out.end(append(appendAnswer(out.begin(), fr, w.seq, w.quoted), '\n')))
+	w.client.queued(out.endWith(append(appendAnswer(out.begin(), fr, w.seq, w.quoted), '\n'), false, fl))
 	w.client.settle(w.seq)
 }
 

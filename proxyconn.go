@@ -33,6 +33,7 @@ type pconn struct {
 	room     chan struct{} // signalled when the outbox has room again
 	refused  bool          // an error message ends the connection: close gently
 	reqid    []byte        // the request id given to the message last read, reused
+	later    later         // outboxes this connection's reader queued on, written before it reads again
 }
 
 // newPconn sets up an accepted connection with p's bounds: its reader and
@@ -41,6 +42,7 @@ func (p *Proxy) newPconn(c net.Conn, log *slog.Logger) *pconn {
 	pc := &pconn{p: p, shard: p.accepted.Add(1), conn: c, log: log, r: wire.NewReader(c, p.maxMessageSize()), out: newNonblockingOutbox(c),
 		done: make(chan struct{}, 1), quiet: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 	pc.r.Budget = clientShare{p.budget()} // until the connection proves a server link
+	pc.r.BeforeRead = pc.later.flush
 	pc.out.max, pc.out.mem, pc.out.room, pc.out.wait = p.maxQueued(), p.budget(), pc.room, p.writeTimeout()
 	return pc
 }
@@ -61,6 +63,7 @@ func readFrame(r *wire.Reader, fr *frame) error {
 // order.
 func (p *Proxy) serveClient(ctx context.Context, pc *pconn) {
 	log := pc.log
+	defer pc.later.flush()
 	for {
 		fr := &pc.fr
 		if fr.typ != TypeData {
@@ -87,9 +90,10 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn) {
 			w.policy = string(policy)
 			w.fail(nil, codeForbidden, err.Error())
 		} else {
-			p.dispatch(ctx, pc, fr, policy)
+			p.dispatch(ctx, pc, fr, policy, &pc.later)
 		}
 		if fr.seq == 0 {
+			pc.later.flush() // the answer awaited may be for what it holds
 			select {
 			case <-pc.done:
 			case <-ctx.Done():
@@ -112,6 +116,9 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn) {
 // client that sends without reading its answers is not read either, so that
 // TCP pushes back on it. It reports false if ctx ended first.
 func (pc *pconn) awaitRoom(ctx context.Context) bool {
+	if pc.out.full() {
+		pc.later.flush()
+	}
 	for pc.out.full() {
 		select {
 		case <-pc.room:
@@ -127,6 +134,7 @@ func (p *Proxy) authorize(pc *pconn, policy []byte) error {
 	if p.Authorize == nil {
 		return nil
 	}
+	pc.later.flush() // the hook may take its time
 	return p.Authorize(&AuthRequest{ClientID: decodeText(pc.fr.f[wire.KeySrcID]), Policy: string(policy), Conn: pc.conn})
 }
 
@@ -134,8 +142,9 @@ func (p *Proxy) authorize(pc *pconn, policy []byte) error {
 // of its policy. A server that cannot take it (it is leaving, has as much
 // under way as it may, or cannot be dialled) is skipped for the next, each
 // at most once; when none can, or none serves the policy, the client gets
-// an error message.
-func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byte) {
+// an error message. A message for a server link is left for fl's flush
+// when fl is not nil: dispatch is then called by the reader fl belongs to.
+func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byte, fl *later) {
 	log := pc.log
 	var room [4]*entry
 	tried := room[:0] // the servers offered the message
@@ -150,7 +159,7 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 			log.Debug("Forwarding a data message", "server", e.id, "payload", decodeText(fr.f[wire.KeyPayload]))
 		}
 		if e.link != nil {
-			switch e.link.forward(pc, fr) {
+			switch e.link.forward(pc, fr, fl) {
 			case forwarded:
 				return
 			case busy:
@@ -161,7 +170,7 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 			}
 		} else if res := e.admit(min(p.maxPending(), max(p.maxServerConns()/4, 1))); res != forwarded {
 			full = full || res == busy
-		} else if p.exchange(ctx, pc, fr, e) {
+		} else if fl.flush(); p.exchange(ctx, pc, fr, e) { // exchange dials, and may wait for the answer
 			return
 		}
 	}

@@ -65,12 +65,12 @@ func newTestLink(t *testing.T) (*serverLink, *pconn, net.Conn) {
 func TestStaleTimerSparesNextMessage(t *testing.T) {
 	l, client, cb := newTestLink(t)
 	client.owed.Add(1)
-	if l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"a","seq":1,"timeout":60000}`)) != forwarded {
+	if l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"a","seq":1,"timeout":60000}`), nil) != forwarded {
 		t.Fatal("not forwarded")
 	}
 	l.deliver(mustFrame(t, `{"type":2,"srcid":"S","destid":1,"payload":"x","seq":`+strconv.FormatUint(tag(0, 1), 10)+`}`))
 	client.owed.Add(1)
-	l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"b","seq":2,"timeout":3600000}`))
+	l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"b","seq":2,"timeout":3600000}`), nil)
 	l.expire(0) // the first message's callback, running late
 	r := bufio.NewReader(cb)
 	cb.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -87,12 +87,12 @@ func TestStaleTimerRace(t *testing.T) {
 	go discardAll(cb)
 	for i := range 300 {
 		client.owed.Add(1)
-		l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"a","seq":1,"timeout":1}`))
+		l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"a","seq":1,"timeout":1}`), nil)
 		gen := l.slots[0].gen
 		time.Sleep(time.Millisecond)
 		l.deliver(mustFrame(t, `{"type":2,"srcid":"S","seq":`+strconv.FormatUint(tag(0, gen), 10)+`}`))
 		client.owed.Add(1)
-		l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"b","seq":2,"timeout":3600000}`))
+		l.forward(client, mustFrame(t, `{"type":0,"srcid":1,"privPoliId":"P","payload":"b","seq":2,"timeout":3600000}`), nil)
 		time.Sleep(time.Millisecond)
 		l.mu.Lock()
 		idx, busy := -1, false

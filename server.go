@@ -385,7 +385,7 @@ func (sr *serverRun) serveConn(ctx context.Context, c net.Conn, role connRole) (
 	limit := s.maxMessageSize()
 	r := wire.NewReader(c, limit)
 	r.Skip = true // a message too large is refused alone
-	out := &outbox{conn: c}
+	out := &outbox{conn: c, coalesce: true}
 	refuse := func(destid string, seq uint64, quoted bool, code, text string) {
 		log.Warn("Refused a message", "from", c.RemoteAddr().String(), "err", text)
 		e := newError(s.ID, destid, code, text)

@@ -68,6 +68,7 @@ func (p *Proxy) serveLink(ctx context.Context, pc *pconn, m *Message) {
 	pc.r.Skip = true         // an answer too large is refused alone
 	pc.r.Budget = p.budget() // answers may use what clients may not
 	err = l.relay(p, m.Heartbeat)
+	pc.later.flush()
 	l.close(ctx, p, err)
 }
 
@@ -122,8 +123,9 @@ const (
 
 // forward queues the data message fr from client to the server, unless the
 // link has closed, has as many messages in flight or bytes queued as it
-// may, or the message as forwarded would be over the size limit.
-func (l *serverLink) forward(client *pconn, fr *frame) forwardResult {
+// may, or the message as forwarded would be over the size limit. It is left
+// for fl's flush when fl is not nil.
+func (l *serverLink) forward(client *pconn, fr *frame, fl *later) forwardResult {
 	l.mu.Lock()
 	defer l.mu.Unlock() // held while queueing, so nothing follows a drain's answer
 	if l.closed || l.draining {
@@ -158,7 +160,7 @@ func (l *serverLink) forward(client *pconn, fr *frame) forwardResult {
 		out.end(b[:start])
 		return busy
 	}
-	if err := out.end(b); err != nil {
+	if err := out.endWith(b, false, fl); err != nil {
 		if keep {
 			l.mem.give(len(fr.raw))
 		}
@@ -291,7 +293,7 @@ func (l *serverLink) deliver(fr *frame) {
 		log.Debug("Answer for no waiting message (timed out, or sent twice)", "server", l.entry.id, "seq", fr.seq)
 		return
 	}
-	w.relay(l.entry, fr)
+	w.relayLater(l.entry, fr, &l.pc.later)
 }
 
 // refuseAnswer answers with an error the message whose answer, with fields
@@ -358,7 +360,7 @@ func (l *serverLink) close(ctx context.Context, p *Proxy, cause error) {
 				if p.AccessLog != nil && fr.f[wire.KeyReqID] == nil && len(s.reqid) > 0 {
 					fr.f[wire.KeyReqID] = s.reqid // the id the proxy gave it, not in the client's copy
 				}
-				p.dispatch(ctx, s.client, &fr, fr.policy())
+				p.dispatch(ctx, s.client, &fr, fr.policy(), nil)
 				continue
 			}
 		}

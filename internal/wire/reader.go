@@ -81,6 +81,10 @@ type Reader struct {
 	// Budget, if set, is asked for every buffer the reader allocates and
 	// given back what it frees; Release gives back the rest.
 	Budget Budget
+	// BeforeRead, if set, is called before each read from the stream,
+	// which may wait for input: the caller's moment to write out what it
+	// has put off while handling the objects already read.
+	BeforeRead func()
 
 	rd   io.Reader
 	max  int
@@ -270,6 +274,9 @@ func (r *Reader) fill() error {
 			r.drop()
 			r.buf = grown
 		}
+	}
+	if r.BeforeRead != nil {
+		r.BeforeRead()
 	}
 	for range 100 {
 		n, err := r.rd.Read(r.buf[r.w:])
