@@ -143,9 +143,15 @@ func (l *errorLog) answered(log *slog.Logger, ev ErrorEvent) {
 	c, ok, repeated := l.logLocked(cause{what: ev.Code, policy: ev.Policy, server: ev.Server}, ev.Time)
 	l.mu.Unlock()
 	if ok {
-		log.Info("Answered with an error", "code", ev.Code, "policy", c.policy, "server", c.server,
-			"err", ev.Text, "repeated", repeated)
+		logAnswered(log, &ev, c, repeated)
 	}
+}
+
+// logAnswered logs an error message's cause. It is apart from answered so
+// that the stack of a connection's reader, which answers, stays small.
+func logAnswered(log *slog.Logger, ev *ErrorEvent, c cause, repeated int) {
+	log.Info("Answered with an error", "code", ev.Code, "policy", c.policy, "server", c.server,
+		"err", ev.Text, "repeated", repeated)
 }
 
 // recent returns the last error messages, the newest first.

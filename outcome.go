@@ -93,7 +93,13 @@ func (w waiter) answered(e *entry, code, text string, reply *frame) {
 		pc.p.logAccess(alog, w, e, policy, code, reply)
 	}
 	if reply != nil && log.Enabled(context.Background(), slog.LevelDebug) {
-		log.Debug("Received a reply", "server", e.id, "policy", policy, "client", decodeText(reply.f[wire.KeyDestID]),
-			"payload", decodeText(reply.f[wire.KeyPayload]), "code", code)
+		debugReply(log, e, policy, code, reply)
 	}
+}
+
+// debugReply logs a server's answer at Debug, apart from answered so that
+// the stack of the reader that relays it stays small.
+func debugReply(log *slog.Logger, e *entry, policy, code string, reply *frame) {
+	log.Debug("Received a reply", "server", e.id, "policy", policy, "client", decodeText(reply.f[wire.KeyDestID]),
+		"payload", decodeText(reply.f[wire.KeyPayload]), "code", code)
 }

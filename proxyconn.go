@@ -76,8 +76,7 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn) {
 			return
 		}
 		if log.Enabled(ctx, slog.LevelDebug) {
-			log.Debug("Received a data message", "client", decodeText(fr.f[wire.KeySrcID]),
-				"policy", string(policy), "payload", decodeText(fr.f[wire.KeyPayload]))
+			pc.debugReceived(policy)
 		}
 		pc.owed.Add(1)
 		p.totalsFor(pc).messages.Add(1)
@@ -86,9 +85,7 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn) {
 			pc.reqid = fr.f[wire.KeyReqID]
 		}
 		if err := p.authorize(pc, policy); err != nil {
-			w := pc.waiterFor(fr)
-			w.policy = string(policy)
-			w.fail(nil, codeForbidden, err.Error())
+			pc.forbid(policy, err)
 		} else {
 			p.dispatch(ctx, pc, fr, policy, &pc.later)
 		}
@@ -110,6 +107,21 @@ func (p *Proxy) serveClient(ctx context.Context, pc *pconn) {
 			return
 		}
 	}
+}
+
+// debugReceived logs the data message last read, at Debug. It and forbid
+// are apart from serveClient, so that the frame a connection keeps on its
+// stack while it waits for its next message stays small.
+func (pc *pconn) debugReceived(policy []byte) {
+	pc.log.Debug("Received a data message", "client", decodeText(pc.fr.f[wire.KeySrcID]),
+		"policy", string(policy), "payload", decodeText(pc.fr.f[wire.KeyPayload]))
+}
+
+// forbid answers the data message last read, which Authorize refused.
+func (pc *pconn) forbid(policy []byte, err error) {
+	w := pc.waiterFor(&pc.fr)
+	w.policy = string(policy)
+	w.fail(nil, codeForbidden, err.Error())
 }
 
 // awaitRoom waits while more than half the outbox's bound is queued: a
@@ -156,7 +168,7 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 		}
 		tried = append(tried, e)
 		if log.Enabled(ctx, slog.LevelDebug) {
-			log.Debug("Forwarding a data message", "server", e.id, "payload", decodeText(fr.f[wire.KeyPayload]))
+			debugForwarding(log, e, fr)
 		}
 		if e.link != nil {
 			switch e.link.forward(pc, fr, fl) {
@@ -184,6 +196,12 @@ func (p *Proxy) dispatch(ctx context.Context, pc *pconn, fr *frame, policy []byt
 	default:
 		w.fail(nil, codeUnavailable, "no server of policy "+w.policy+" could be reached")
 	}
+}
+
+// debugForwarding logs, at Debug, that fr goes to e; apart from dispatch,
+// to keep a reader's stack small.
+func debugForwarding(log *slog.Logger, e *entry, fr *frame) {
+	log.Debug("Forwarding a data message", "server", e.id, "payload", decodeText(fr.f[wire.KeyPayload]))
 }
 
 // refuse answers bad input with an error message; the caller then closes

@@ -272,10 +272,7 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	defer pc.r.Release()
 	if n := p.conns.Add(1); p.MaxConns > 0 && n > int64(p.MaxConns) {
 		p.conns.Add(-1)
-		log.Warn("Too many connections", "from", c.RemoteAddr().String(), "max", p.MaxConns)
-		pc.send(newError(proxyID, "", codeOverloaded, "too many connections"), 0, false)
-		pc.out.shutdown(shutdownTimeout)
-		pc.linger()
+		pc.refuseConn()
 		return
 	}
 	defer p.conns.Add(-1)
@@ -304,14 +301,30 @@ func (p *Proxy) serveConn(ctx context.Context, c net.Conn) {
 	}
 }
 
+// refuseConn turns away a connection over MaxConns.
+func (pc *pconn) refuseConn() {
+	pc.log.Warn("Too many connections", "from", pc.conn.RemoteAddr().String(), "max", pc.p.MaxConns)
+	pc.send(newError(proxyID, "", codeOverloaded, "too many connections"), 0, false)
+	pc.out.shutdown(shutdownTimeout)
+	pc.linger()
+}
+
 // read reads the next frame of pc. It answers bad input with an error
 // message and logs failures; any error means the connection is done.
 func (p *Proxy) read(pc *pconn) error {
-	log := pc.log
 	err := readFrame(pc.r, &pc.fr)
+	if err != nil {
+		pc.readFailed(err)
+	}
+	return err
+}
+
+// readFailed answers what read could not take, or logs why the connection
+// failed. It is apart from read, whose small frame is what a connection
+// waiting for its next message keeps on its stack.
+func (pc *pconn) readFailed(err error) {
+	log := pc.log
 	switch {
-	case err == nil:
-		return nil
 	case errors.Is(err, ErrTooLarge):
 		// The connection is out of step, and closes; the message's first
 		// bytes say whom to tell.
@@ -338,7 +351,6 @@ func (p *Proxy) read(pc *pconn) error {
 	case !isClosed(err):
 		log.Warn("Connection failed", "from", pc.conn.RemoteAddr().String(), "err", err)
 	}
-	return err
 }
 
 // serveServer serves a connection that began with a setup message: a
