@@ -3,7 +3,6 @@ package revproxy
 import (
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/seed-c202d8a5/revproxy/internal/wire"
 )
@@ -120,7 +119,7 @@ type Message struct {
 
 // PayloadLen returns the PayloadSize the homework's peers compute for s:
 // its length in Unicode code points.
-func PayloadLen(s string) int { return utf8.RuneCountInString(s) }
+func PayloadLen(s string) int { return wire.RuneCount(s) }
 
 // MarshalJSON encodes m as compact JSON, writing numbers as JSON numbers.
 func (m Message) MarshalJSON() ([]byte, error) {

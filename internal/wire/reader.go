@@ -299,11 +299,16 @@ func (r *Reader) fill() error {
 // reports whether the object ended within them.
 func (r *Reader) scan() bool {
 	p := r.buf[r.r+r.n : r.w]
-	for i, b := range p {
+	for i := 0; i < len(p); i++ {
+		b := p[i]
 		switch {
 		case r.escaped:
 			r.escaped = false
 		case r.inString:
+			if n := plainLen(p[i:], false); n > 0 { // string bytes, passed over
+				i += n - 1
+				continue
+			}
 			switch b {
 			case '\\':
 				r.escaped = true

@@ -234,6 +234,10 @@ func (s *scanner) array() error {
 func (s *scanner) str() (escaped bool, err error) {
 	s.i++ // '"'
 	for s.i < len(s.data) {
+		s.i += plainLen(s.data[s.i:], false)
+		if s.i >= len(s.data) {
+			break
+		}
 		c := s.data[s.i]
 		switch {
 		case c == '"':
