@@ -841,16 +841,25 @@ func targets(cfg *config, res *results) []string {
 	return out
 }
 
-// mainTargets checks the main table against the project's goals.
+// mainTargets checks the main table against the project's goals: the
+// deployed proxy against nats-server (each in a process of its own, the
+// same load process), and the older goals that must keep holding.
 func mainTargets(cfg *config, res *results, get func(string, int, int) (stat, string), verdict func(bool, ...stat) string) []string {
 	var out []string
-	at := fmt.Sprintf("%d clients, %d B", scaleClients, scalePayload)
 	of := fmt.Sprintf("medians of %d %s", cfg.repeat, plural(cfg.repeat, "round"))
-	rp, rpWhy := get("revproxy", scaleClients, scalePayload)
-	nt, why := get("nats", scaleClients, scalePayload)
-	if why := firstNonEmpty(rpWhy, why); why != "" {
-		out = append(out, fmt.Sprintf("revproxy / nats throughput at %s (target ≥ 1.5×): n/a (%s)", at, why))
-	} else {
+	// pair gets revproxy's and another system's point, or says why not.
+	pair := func(other string, clients int) (stat, stat, string) {
+		a, why1 := get("revproxy"+strings.TrimPrefix(other, "nats"), clients, scalePayload)
+		b, why2 := get(other, clients, scalePayload)
+		return a, b, firstNonEmpty(why1, why2)
+	}
+	for _, n := range []int{scaleClients, 256} {
+		at := fmt.Sprintf("%d clients, %d B", n, scalePayload)
+		rp, nt, why := pair("nats", n)
+		if why != "" {
+			out = append(out, fmt.Sprintf("revproxy / nats throughput and p99 at %s (targets ≥ 1.5×, p99 ≤ 1.00×, broker CPU ≤ 0.66×): n/a (%s)", at, why))
+			continue
+		}
 		r := rp.RPS / nt.RPS
 		out = append(out, fmt.Sprintf("revproxy / nats throughput at %s, %s: %s / %s req/s = %.2f× (target ≥ 1.5×): %s",
 			at, of, fmtRate(rp.RPS), fmtRate(nt.RPS), r, verdict(r >= 1.5, rp, nt)))
@@ -859,10 +868,34 @@ func mainTargets(cfg *config, res *results, get func(string, int, int) (stat, st
 			out = append(out, fmt.Sprintf("revproxy / nats throughput at %s round by round (revproxy round k / nats round k): %s; **%d of %d rounds ≥ 1.5×**",
 				at, text, met, total))
 		}
-		out = append(out, fmt.Sprintf("revproxy / nats p99 at %s, %s: %s / %s = %.2f× (%s)",
-			at, of, fmtDur(rp.P99), fmtDur(nt.P99), float64(rp.P99)/float64(nt.P99), lowerHigher(rp.P99, nt.P99)))
+		p := float64(rp.P99) / float64(nt.P99)
+		out = append(out, fmt.Sprintf("revproxy / nats p99 at %s, %s: %s / %s = %.2f× (target ≤ 1.00×): %s",
+			at, of, fmtDur(rp.P99), fmtDur(nt.P99), p, verdict(rp.P99 <= nt.P99, rp, nt)))
+		if rp.CPUOK && nt.CPUOK && nt.Broker > 0 {
+			c := rp.Broker / nt.Broker
+			out = append(out, fmt.Sprintf("proxy / nats-server CPU per message at %s, %s: %.1f / %.1f µs = %.2f× (target ≤ 0.66×): %s",
+				at, of, rp.Broker, nt.Broker, c, verdict(c <= 0.66, rp, nt)))
+		}
 	}
 
+	if rp1, nt1, why := pair("nats", 1); why != "" {
+		out = append(out, fmt.Sprintf("revproxy / nats p50 at 1 client, %d B (target ≤ 1.00×): n/a (%s)", scalePayload, why))
+	} else {
+		r := float64(rp1.P50) / float64(nt1.P50)
+		out = append(out, fmt.Sprintf("revproxy / nats p50 at 1 client, %d B, %s: %s / %s = %.2f× (target ≤ 1.00×): %s",
+			scalePayload, of, fmtDur(rp1.P50), fmtDur(nt1.P50), r, verdict(rp1.P50 <= nt1.P50, rp1, nt1)))
+	}
+
+	at := fmt.Sprintf("%d goroutines on one connection, %d B", scaleClients, scalePayload)
+	if rc, nc, why := pair("nats-1conn", scaleClients); why != "" {
+		out = append(out, fmt.Sprintf("revproxy-1conn / nats-1conn throughput, %s (target ≥ 1.5×): n/a (%s)", at, why))
+	} else {
+		r := rc.RPS / nc.RPS
+		out = append(out, fmt.Sprintf("revproxy-1conn / nats-1conn throughput, %s, %s: %s / %s req/s = %.2f× (target ≥ 1.5×): %s",
+			at, of, fmtRate(rc.RPS), fmtRate(nc.RPS), r, verdict(r >= 1.5, rc, nc)))
+	}
+
+	rp, rpWhy := get("revproxy", scaleClients, scalePayload)
 	rp1, why1 := get("revproxy", 1, scalePayload)
 	d1, why2 := get("direct", 1, scalePayload)
 	if why := firstNonEmpty(why1, why2); why != "" {
@@ -873,6 +906,7 @@ func mainTargets(cfg *config, res *results, get func(string, int, int) (stat, st
 			scalePayload, of, fmtDur(rp1.P50), fmtDur(d1.P50), r, verdict(r <= 2.5, rp1, d1)))
 	}
 
+	at = fmt.Sprintf("%d clients, %d B", scaleClients, scalePayload)
 	sd, why := get("seed", scaleClients, scalePayload)
 	if why := firstNonEmpty(rpWhy, why); why != "" {
 		out = append(out, fmt.Sprintf("revproxy / seed throughput at %s (target ≥ 20×): n/a (%s)", at, why))
