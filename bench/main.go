@@ -68,7 +68,7 @@ func main() {
 	idleConns := fs.Int("idle-conns", 10000, "idle client connections for the memory test (-quick: 1000)")
 	proxy := fs.String("proxy", brokerRevproc, "the program run as revproxy's proxy process: child (this binary, a Proxy with no logger) or revproc (examples/revproc -q, built from the checkout)")
 	baseline := fs.String("baseline", "", "DIR, the root of another checkout of the library; adds the system revproxy-baseline, revproxy with that checkout's examples/revproc as the proxy process")
-	profile := fs.String("profile", "", "DIR: after the HTTP systems' rounds, profile the front door's process under load at every point (5 s of CPU profile each) into DIR")
+	profile := fs.String("profile", "", "DIR: after the rounds, look inside the brokers under load (system calls per message with perf stat; revproxy's proxy and the HTTP front door's CPU profiles, 5 s each, into DIR)")
 	role := fs.String("role", "", "internal: run as a helper process")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go -C bench run . [flags]\n\n")
@@ -256,6 +256,7 @@ type results struct {
 	balance  []balancePoint // by balancer, in report order
 	http     []stat         // HTTP systems, by clients then payload
 	profiles []httpProfile  // the front door's CPU profiles (-profile)
+	looks    []msgLook      // inside the message brokers (-profile)
 	others   float64        // share of the machine other processes used
 	loadavg  string         // /proc/loadavg at the start
 }
@@ -295,6 +296,9 @@ func run(ctx context.Context, cfg *config) error {
 	runMain(ctx, cfg, res)
 	if cfg.scale && ctx.Err() == nil {
 		runScale(ctx, cfg, res)
+	}
+	if cfg.profile != "" && slices.Contains(cfg.systems, "revproxy") && ctx.Err() == nil {
+		res.looks = lookInside(ctx, cfg)
 	}
 
 	if cfg.idle && ctx.Err() == nil {
@@ -675,6 +679,9 @@ func markdown(cfg *config, res *results) string {
 	w("\n## Targets\n\n")
 	for _, t := range targets(cfg, res) {
 		w("- %s\n", t)
+	}
+	if len(res.looks) > 0 {
+		w("%s", lookSection(res.looks))
 	}
 	w("\n## Errors and notes\n\n")
 	if len(notes) == 0 {

@@ -16,9 +16,10 @@ import (
 
 // The programs that can run revproxy's Proxy as the broker process (-proxy).
 const (
-	brokerChild   = "child"   // this binary with -role proxy: a Proxy with no logger
-	brokerRevproc = "revproc" // examples/revproc -q, built from the library checkout
-	brokerScraped = "scraped" // as brokerRevproc, with -admin, its /metrics fetched every scrapeEvery
+	brokerChild    = "child"    // this binary with -role proxy: a Proxy with no logger
+	brokerRevproc  = "revproc"  // examples/revproc -q, built from the library checkout
+	brokerScraped  = "scraped"  // as brokerRevproc, with -admin, its /metrics fetched every scrapeEvery
+	brokerProfiled = "profiled" // as brokerRevproc, with -admin ADDR -pprof, for profiles under load
 )
 
 // revprocBuilds holds the examples/revproc built in this run, by library

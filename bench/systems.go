@@ -95,6 +95,9 @@ type env struct {
 	served func() []int64
 	// version describes the outside software, if any.
 	version string
+	// admin is the address of the proxy process's admin pages, when it
+	// serves them (brokerScraped, brokerProfiled).
+	admin string
 }
 
 // shareOne makes every client of e use the connection of the first: the
@@ -215,6 +218,7 @@ func startRevproxy(ctx context.Context, cfg *config, shape string, legacy bool, 
 	regs := newRegistrations()
 	var (
 		addr   string
+		admin  string // the proxy process's admin pages, if it serves them
 		broker int
 		ready  func() error
 		stopPx = func() {}
@@ -244,27 +248,29 @@ func startRevproxy(ctx context.Context, cfg *config, shape string, legacy bool, 
 			}
 			return r.failed()
 		}
-	case brokerRevproc, brokerBaseline, brokerScraped:
+	case brokerRevproc, brokerBaseline, brokerScraped, brokerProfiled:
 		checkout := ""
 		if shape == brokerBaseline {
 			checkout = cfg.baseline
 		}
 		var args []string
-		admin := ""
-		if shape == brokerScraped {
+		if shape == brokerScraped || shape == brokerProfiled {
 			port, err := freePort()
 			if err != nil {
 				return nil, err
 			}
 			admin = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			args = append(args, "-admin", admin)
+			if shape == brokerProfiled {
+				args = append(args, "-pprof")
+			}
 		}
 		px, a, cleanup, err := startRevproc(ctx, checkout, args...)
 		if err != nil {
 			return nil, fmt.Errorf("revproc: %w", err)
 		}
 		addr, broker, stopPx = a, px.pid(), cleanup
-		if admin != "" {
+		if shape == brokerScraped {
 			r.run("scraper", func(ctx context.Context) error { return scrape(ctx, "http://"+admin+"/metrics") })
 		}
 		ready = func() error {
@@ -297,6 +303,7 @@ func startRevproxy(ctx context.Context, cfg *config, shape string, legacy bool, 
 		},
 		broker: broker,
 		close:  stop,
+		admin:  admin,
 	}, nil
 }
 
