@@ -16,26 +16,34 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestOutboxLargeBatches writes batches larger than the buffer an outbox
-// keeps, from many goroutines, and checks every byte arrives unmixed.
-func TestOutboxLargeBatches(t *testing.T) {
+// dialReader returns a loopback connection whose peer reads everything
+// sent, and gives it on got once the connection closes.
+func dialReader(t *testing.T) (c net.Conn, got <-chan []byte) {
+	t.Helper()
 	ln := listen(t)
-	defer ln.Close()
-	got := make(chan []byte, 1)
+	t.Cleanup(func() { ln.Close() })
+	data := make(chan []byte, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
-			got <- nil
+			data <- nil
 			return
 		}
 		defer c.Close()
-		data, _ := io.ReadAll(c)
-		got <- data
+		b, _ := io.ReadAll(c)
+		data <- b
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, data
+}
+
+// TestOutboxLargeBatches writes batches larger than the buffer an outbox
+// keeps, from many goroutines, and checks every byte arrives unmixed.
+func TestOutboxLargeBatches(t *testing.T) {
+	c, got := dialReader(t)
 	o := &outbox{conn: c}
 	const writers, lines = 4, 40
 	var wg sync.WaitGroup
@@ -177,23 +185,7 @@ func (c *writeCounter) Write(p []byte) (int, error) {
 func TestOutboxLater(t *testing.T) {
 	for _, nonblock := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nonblock=%v", nonblock), func(t *testing.T) {
-			ln := listen(t)
-			defer ln.Close()
-			got := make(chan []byte, 1)
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					got <- nil
-					return
-				}
-				defer c.Close()
-				data, _ := io.ReadAll(c)
-				got <- data
-			}()
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, got := dialReader(t)
 			wc := &writeCounter{Conn: c} // no SyscallConn: a non-blocking outbox's writes go to a goroutine
 			o := &outbox{conn: wc}
 			o.idle = sync.NewCond(&o.mu)
