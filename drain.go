@@ -51,15 +51,18 @@ func (st *drainState) linkUp(out *outbox) {
 func (st *drainState) linkDrained(out *outbox) { st.update(func() { st.links[out] = true }) }
 func (st *drainState) linkDown(out *outbox)    { st.update(func() { delete(st.links, out) }) }
 
-// settled reports whether nothing is in hand and every link has drained.
+// settled reports whether nothing is in hand, every link has drained, and
+// every answer queued on a link has been written: an answer another
+// goroutine is about to write (the pinger, say, which yields before
+// writing) must not be cut off by the close that follows.
 func (st *drainState) settled() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.busy > 0 {
 		return false
 	}
-	for _, drained := range st.links {
-		if !drained {
+	for out, drained := range st.links {
+		if !drained || out.queued.Load() > 0 {
 			return false
 		}
 	}

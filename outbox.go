@@ -121,7 +121,10 @@ func (o *outbox) endWith(b []byte, control bool, l *later) error {
 		o.mu.Unlock()
 		return nil
 	}
-	if l != nil {
+	// Put off only while the queue is within what the budget does not
+	// count: a reader that brings in much for one connection writes it as
+	// it goes, so that a client that reads is never charged for it.
+	if l != nil && o.queued.Load() <= freeQueue {
 		if !o.later {
 			o.later = true
 			l.outs = append(l.outs, o)

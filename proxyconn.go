@@ -128,9 +128,10 @@ func (pc *pconn) forbid(policy []byte, err error) {
 // client that sends without reading its answers is not read either, so that
 // TCP pushes back on it. It reports false if ctx ended first.
 func (pc *pconn) awaitRoom(ctx context.Context) bool {
-	if pc.out.full() {
-		pc.later.flush()
+	if !pc.out.full() {
+		return true
 	}
+	pc.later.flush() // about to wait: nothing may be held while it does
 	for pc.out.full() {
 		select {
 		case <-pc.room:

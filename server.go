@@ -385,7 +385,9 @@ func (sr *serverRun) serveConn(ctx context.Context, c net.Conn, role connRole) (
 	limit := s.maxMessageSize()
 	r := wire.NewReader(c, limit)
 	r.Skip = true // a message too large is refused alone
-	out := &outbox{conn: c, coalesce: true}
+	// A batch written with nothing left queued wakes a drain, which waits
+	// for the links' answers to be written, not only queued.
+	out := &outbox{conn: c, coalesce: true, room: st.wake}
 	refuse := func(destid string, seq uint64, quoted bool, code, text string) {
 		log.Warn("Refused a message", "from", c.RemoteAddr().String(), "err", text)
 		e := newError(s.ID, destid, code, text)
