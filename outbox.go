@@ -95,7 +95,7 @@ func (o *outbox) end(b []byte) error { return o.endWith(b, false, nil) }
 
 // endLater is end for a connection's reader, which writes what it queues
 // once it has handled everything one read brought in: unless a writer is
-// at work, the queue is left for l's flush.
+// at work, the queue is left for l's flush. A nil l makes it end.
 func (o *outbox) endLater(b []byte, l *later) error { return o.endWith(b, false, l) }
 
 // endControl is end for a small control message: its bytes are counted

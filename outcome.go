@@ -44,7 +44,7 @@ func (w waiter) relayLater(e *entry, fr *frame, fl *later) {
 	}
 	w.answered(e, code, text, fr)
 	out := w.client.out
-	w.client.queued(out.endWith(append(appendAnswer(out.begin(), fr, w.seq, w.quoted), '\n'), false, fl))
+	w.client.queued(out.endLater(append(appendAnswer(out.begin(), fr, w.seq, w.quoted), '\n'), fl))
 	w.client.settle(w.seq)
 }
 

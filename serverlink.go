@@ -160,7 +160,7 @@ func (l *serverLink) forward(client *pconn, fr *frame, fl *later) forwardResult 
 		out.end(b[:start])
 		return busy
 	}
-	if err := out.endWith(b, false, fl); err != nil {
+	if err := out.endLater(b, fl); err != nil {
 		if keep {
 			l.mem.give(len(fr.raw))
 		}
