@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,7 +94,7 @@ func (l *msgLook) take(ctx context.Context, cfg *config) {
 		e   *env
 		err error
 	)
-	servers := cmpOr(l.servers, 2)
+	servers := cmp.Or(l.servers, 2)
 	switch l.system {
 	case "revproxy":
 		e, err = startRevproxy(ctx, cfg, brokerProfiled, false, servers)
@@ -172,13 +173,6 @@ func (l *msgLook) take(ctx context.Context, cfg *config) {
 		}
 		l.top = string(top)
 	}
-}
-
-func cmpOr(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
 }
 
 // errNoPerf: perf is not installed; the looks then give CPU profiles only.

@@ -16,11 +16,7 @@ func AppendString(dst []byte, s string) []byte {
 			break
 		}
 		b := s[i]
-		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
+		if b < utf8.RuneSelf { // '"', '\\' or a control byte: plainLen stopped here
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '"', '\\':
